@@ -1,0 +1,18 @@
+namespace FastRelay.Protocol;
+
+/// <summary>Delivery and stream flags (field 9). Events are critical unless marked droppable.</summary>
+[Flags]
+public enum EventFlags : uint
+{
+    None = 0,
+    /// <summary>May be dropped for a slow consumer (the seq gap tells the client).</summary>
+    Droppable = 1 << 0,
+    /// <summary>A partial output of a stream (e.g. AI tokens); coalescible with the next partial.</summary>
+    Partial = 1 << 1,
+    /// <summary>The final output of a stream.</summary>
+    Final = 1 << 2,
+    /// <summary>On ACK: the publish was a duplicate; the seq is the original one.</summary>
+    Duplicate = 1 << 3,
+    /// <summary>The output is degraded (fallback or timeout).</summary>
+    Degraded = 1 << 4,
+}
