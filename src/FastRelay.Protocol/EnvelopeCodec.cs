@@ -242,6 +242,8 @@ public static class EnvelopeCodec
         w.Write((byte)FrameType.Event);
         w.Write((byte)EnvelopeField.Topic);
         w.WriteString(pub.Topic.Span);
+        w.Flush();
+        int topicStart = frame.Length - pub.Topic.Length;
         w.Write((byte)EnvelopeField.Epoch);
         w.Flush();
         int epochOffset = frame.Length;
@@ -258,7 +260,7 @@ public static class EnvelopeCodec
         if ((present & FieldMask.Flags) != 0) { w.Write((byte)EnvelopeField.Flags); w.Write((uint)pub.Flags); }
         if ((present & FieldMask.Payload) != 0) { w.Write((byte)EnvelopeField.Payload); w.Write(pub.Payload.Span); }
         w.Flush();
-        frame.SetStampOffsets(epochOffset, seqOffset);
+        frame.SetEventLayout(topicStart, pub.Topic.Length, epochOffset, seqOffset);
         frame.Flags = pub.Flags;
     }
 }

@@ -20,6 +20,8 @@ public sealed class Frame : IBufferWriter<byte>
     private int _refCount;
     private int _epochOffset = -1;
     private int _seqOffset = -1;
+    private int _topicStart;
+    private int _topicLength;
 
     internal Frame(FramePool? pool)
     {
@@ -83,8 +85,13 @@ public sealed class Frame : IBufferWriter<byte>
         Seq = seq;
     }
 
-    internal void SetStampOffsets(int epochOffset, int seqOffset)
+    /// <summary>The topic's UTF-8 bytes inside an event frame (empty for other frames).</summary>
+    public ReadOnlySpan<byte> Topic => new(_buffer, _topicStart, _topicLength);
+
+    internal void SetEventLayout(int topicStart, int topicLength, int epochOffset, int seqOffset)
     {
+        _topicStart = topicStart;
+        _topicLength = topicLength;
         _epochOffset = epochOffset;
         _seqOffset = seqOffset;
     }
@@ -95,6 +102,8 @@ public sealed class Frame : IBufferWriter<byte>
         _length = 0;
         _epochOffset = -1;
         _seqOffset = -1;
+        _topicStart = 0;
+        _topicLength = 0;
         Flags = EventFlags.None;
         Seq = 0;
     }

@@ -1,0 +1,28 @@
+using FastRelay.Core.Sessions;
+using FastRelay.Protocol;
+
+namespace FastRelay.Core.Engine;
+
+internal enum ShardCommandKind : byte
+{
+    None,
+    /// <summary>Frame = the EVENT template; stamp, fan out, ACK if RequestId != 0.</summary>
+    Publish,
+    Subscribe,
+    /// <summary>RequestId 0 = silent (connection gone).</summary>
+    Unsubscribe,
+    /// <summary>Runs Action on the shard thread (cold paths, tests).</summary>
+    Invoke,
+}
+
+/// <summary>One hand-off from a connection to a shard, carried by value through the inbox ring.</summary>
+internal struct ShardCommand
+{
+    public ShardCommandKind Kind;
+    public Session Session;
+    public Frame? Frame;
+    public TopicKey? Topic;
+    public ulong Hash;
+    public ulong RequestId;
+    public Action? Action;
+}

@@ -1,0 +1,67 @@
+using FastRelay.Core.Sessions;
+
+namespace FastRelay.Core.Engine;
+
+/// <summary>
+/// One topic's state on its owner shard: epoch, last seq and subscribers. Touched only by that shard's thread.
+/// </summary>
+internal sealed class TopicStream
+{
+    private Session[] _subscribers = [];
+    private int _count;
+
+    public TopicStream(TopicKey key, ulong epoch)
+    {
+        Key = key;
+        Epoch = epoch;
+    }
+
+    public TopicKey Key { get; }
+
+    /// <summary>Changes when the topic's history is lost (new stream instance); opaque to clients.</summary>
+    public ulong Epoch { get; }
+
+    /// <summary>Seq of the last event (0 before the first). Events are numbered 1, 2, 3, ... without gaps.</summary>
+    public ulong Seq { get; private set; }
+
+    public int SubscriberCount => _count;
+
+    public ReadOnlySpan<Session> Subscribers => new(_subscribers, 0, _count);
+
+    public ulong Next() => ++Seq;
+
+    public bool AddSubscriber(Session session)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            if (ReferenceEquals(_subscribers[i], session))
+            {
+                return false;
+            }
+        }
+
+        if (_count == _subscribers.Length)
+        {
+            Array.Resize(ref _subscribers, Math.Max(4, _count * 2));
+        }
+
+        _subscribers[_count++] = session;
+        return true;
+    }
+
+    public bool RemoveSubscriber(Session session)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            if (ReferenceEquals(_subscribers[i], session))
+            {
+                // Swap-remove: delivery order across subscribers is not part of any guarantee.
+                _subscribers[i] = _subscribers[--_count];
+                _subscribers[_count] = null!;
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,168 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using FastRelay.Core.Engine;
+using FastRelay.Core.Sessions;
+using FastRelay.Core.Tenancy;
+using FastRelay.Protocol;
+
+namespace FastRelay.Core;
+
+/// <summary>
+/// The relay engine: N shards (one thread each) owning topics by (tenant, topic) hash, the frame pool, and the
+/// session factory. Transports create a <see cref="Session"/> per connection and feed it envelopes.
+/// </summary>
+public sealed class RelayEngine : IDisposable
+{
+    private readonly Shard[] _shards;
+    private long _sessionsOpen;
+    private long _sessionsTotal;
+    private long _backoffs;
+    private long _errors;
+    private long _slowConsumers;
+    private int _disposed;
+
+    public RelayEngine(RelayOptions? options = null, TimeProvider? time = null)
+    {
+        Options = options ?? new RelayOptions();
+        Options.Validate();
+        Authenticator = new Authenticator(Options.Tenancy, time ?? TimeProvider.System);
+        NodeNameUtf8 = Encoding.UTF8.GetBytes(Options.NodeName);
+        _shards = new Shard[Options.EffectiveShards];
+        for (int i = 0; i < _shards.Length; i++)
+        {
+            _shards[i] = new Shard(this, i, Options.ShardInboxCapacity);
+        }
+
+        foreach (var shard in _shards)
+        {
+            shard.Start();
+        }
+    }
+
+    public RelayOptions Options { get; }
+
+    public FramePool Frames { get; } = new();
+
+    internal Authenticator Authenticator { get; }
+
+    internal byte[] NodeNameUtf8 { get; }
+
+    public int ShardCount => _shards.Length;
+
+    /// <summary>Sessions that completed HELLO and are still connected.</summary>
+    public long SessionsOpen => Volatile.Read(ref _sessionsOpen);
+
+    public long SessionsTotal => Volatile.Read(ref _sessionsTotal);
+
+    /// <summary>BACKOFF frames sent because a shard inbox was full.</summary>
+    public long Backoffs => Volatile.Read(ref _backoffs);
+
+    /// <summary>ERROR frames sent.</summary>
+    public long Errors => Volatile.Read(ref _errors);
+
+    /// <summary>Sessions closed as slow consumers.</summary>
+    public long SlowConsumers => Volatile.Read(ref _slowConsumers);
+
+    /// <summary>Events accepted and sequenced, over all shards.</summary>
+    public long Published
+    {
+        get
+        {
+            long sum = 0;
+            foreach (var shard in _shards)
+            {
+                sum += shard.Published;
+            }
+
+            return sum;
+        }
+    }
+
+    /// <summary>Event copies handed to subscriber outboxes, over all shards.</summary>
+    public long Delivered
+    {
+        get
+        {
+            long sum = 0;
+            foreach (var shard in _shards)
+            {
+                sum += shard.Delivered;
+            }
+
+            return sum;
+        }
+    }
+
+    /// <summary>Creates the engine-side state for a new connection.</summary>
+    public Session CreateSession(string remoteEndPoint, string transport)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return new Session(this, remoteEndPoint, transport);
+    }
+
+    /// <summary>The shard that owns every topic whose hash is <paramref name="hash"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal Shard ShardFor(ulong hash) => _shards[(int)(hash % (ulong)_shards.Length)];
+
+    /// <summary>The index of the shard owning (tenant, topic).</summary>
+    public int ShardIndexOf(int tenant, ReadOnlySpan<byte> topicUtf8) => ShardFor(TopicHash.Compute(tenant, topicUtf8)).Index;
+
+    /// <summary>Runs <paramref name="action"/> on every shard thread and waits (diagnostics, tests).</summary>
+    public Task OnEveryShardAsync(Action<int> action) =>
+        Task.WhenAll(_shards.Select(s => s.InvokeAsync(() => action(s.Index))));
+
+    /// <summary>Bytes allocated so far by all shard threads (each shard reads its own thread's counter).</summary>
+    public async Task<long> GetShardAllocatedBytesAsync()
+    {
+        long total = 0;
+        await OnEveryShardAsync(_ => Interlocked.Add(ref total, GC.GetAllocatedBytesForCurrentThread()));
+        return total;
+    }
+
+    /// <summary>Epoch, last seq and subscriber count of a topic (cold path).</summary>
+    public async Task<(ulong Epoch, ulong Seq, int Subscribers)?> GetTopicPositionAsync(int tenant, string topic)
+    {
+        var key = TopicKey.Create(tenant, Encoding.UTF8.GetBytes(topic));
+        var shard = ShardFor(key.Hash);
+        (ulong, ulong, int)? result = null;
+        await shard.InvokeAsync(() =>
+        {
+            if (shard.TryGetPosition(key, out var epoch, out var seq, out var subscribers))
+            {
+                result = (epoch, seq, subscribers);
+            }
+        });
+        return result;
+    }
+
+    /// <summary>Server ingest time stamped on events: Unix time in microseconds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal long NowMicros() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+
+    internal void OnSessionOpened(Session session)
+    {
+        Interlocked.Increment(ref _sessionsOpen);
+        Interlocked.Increment(ref _sessionsTotal);
+    }
+
+    internal void OnSessionClosed(Session session) => Interlocked.Decrement(ref _sessionsOpen);
+
+    internal void CountBackoff() => Interlocked.Increment(ref _backoffs);
+
+    internal void CountError() => Interlocked.Increment(ref _errors);
+
+    internal void CountSlowConsumer() => Interlocked.Increment(ref _slowConsumers);
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var shard in _shards)
+        {
+            shard.Dispose();
+        }
+    }
+}

@@ -1,0 +1,128 @@
+using System.Runtime.CompilerServices;
+using FastRelay.Core.Threading;
+using FastRelay.Protocol;
+
+namespace FastRelay.Core.Sessions;
+
+/// <summary>
+/// A connection's bounded queue of frames waiting to be written. Any thread enqueues (shard threads for events,
+/// the read loop for replies); exactly one writer drains it and coalesces what it finds into one send.
+/// The ring is allocated on first use so an idle connection holds none.
+/// </summary>
+public sealed class Outbox
+{
+    private readonly int _capacity;
+    private readonly long _maxBytes;
+    private readonly AsyncSignal _signal = new();
+    private MpscRing<Frame>? _ring;
+    private long _queuedBytes;
+    private long _dropped;
+    private int _completed;
+
+    public Outbox(int capacity, long maxBytes)
+    {
+        _capacity = capacity;
+        _maxBytes = maxBytes;
+    }
+
+    /// <summary>Bytes queued and not yet taken by the writer.</summary>
+    public long QueuedBytes => Volatile.Read(ref _queuedBytes);
+
+    /// <summary>Droppable frames dropped because the outbox was over its cap.</summary>
+    public long Dropped => Volatile.Read(ref _dropped);
+
+    /// <summary>True once <see cref="Complete"/> was called: no more frames are accepted.</summary>
+    public bool IsCompleted => Volatile.Read(ref _completed) != 0;
+
+    /// <summary>
+    /// Takes over one reference to <paramref name="frame"/> (released here on failure).
+    /// Returns <see cref="EnqueueResult.Overflow"/> when a frame that must not be dropped did not fit:
+    /// the caller closes the session as a slow consumer.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public EnqueueResult Enqueue(Frame frame)
+    {
+        if (Volatile.Read(ref _completed) != 0)
+        {
+            frame.Release();
+            return EnqueueResult.Closed;
+        }
+
+        var ring = _ring ?? CreateRing();
+        bool overCap = Volatile.Read(ref _queuedBytes) + frame.Length > _maxBytes;
+        if (overCap || !ring.TryEnqueue(frame))
+        {
+            frame.Release();
+            if ((frame.Flags & EventFlags.Droppable) != 0)
+            {
+                Interlocked.Increment(ref _dropped);
+                return EnqueueResult.Dropped;
+            }
+
+            return EnqueueResult.Overflow;
+        }
+
+        Interlocked.Add(ref _queuedBytes, frame.Length);
+        _signal.Set();
+        return EnqueueResult.Queued;
+    }
+
+    /// <summary>Writer only: waits until frames are queued or the outbox is completed.</summary>
+    public ValueTask WaitAsync() => _signal.WaitAsync();
+
+    /// <summary>Writer only: takes the next frame; the writer owns one reference and releases it after writing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryDequeue(out Frame frame)
+    {
+        var ring = Volatile.Read(ref _ring);
+        if (ring is not null && ring.TryDequeue(out frame))
+        {
+            Interlocked.Add(ref _queuedBytes, -frame.Length);
+            return true;
+        }
+
+        frame = null!;
+        return false;
+    }
+
+    /// <summary>Stops accepting frames and wakes the writer so it can flush what is queued and finish.</summary>
+    public void Complete()
+    {
+        if (Interlocked.Exchange(ref _completed, 1) == 0)
+        {
+            _signal.Set();
+        }
+    }
+
+    /// <summary>Wakes the writer without queuing a frame (transport-level control such as a WebSocket pong).</summary>
+    public void Wake() => _signal.Set();
+
+    /// <summary>Releases every queued frame (after the connection is gone).</summary>
+    public void DiscardAll()
+    {
+        Complete();
+        while (TryDequeue(out var frame))
+        {
+            frame.Release();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private MpscRing<Frame> CreateRing()
+    {
+        var ring = new MpscRing<Frame>(_capacity);
+        return Interlocked.CompareExchange(ref _ring, ring, null) ?? ring;
+    }
+}
+
+/// <summary>What happened to a frame offered to an <see cref="Outbox"/>.</summary>
+public enum EnqueueResult : byte
+{
+    Queued,
+    /// <summary>Droppable frame dropped for a slow consumer (counted).</summary>
+    Dropped,
+    /// <summary>A frame that must not be dropped did not fit: the consumer is too slow.</summary>
+    Overflow,
+    /// <summary>The outbox no longer accepts frames (connection closing).</summary>
+    Closed,
+}

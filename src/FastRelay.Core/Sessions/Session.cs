@@ -1,0 +1,374 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using FastRelay.Core.Engine;
+using FastRelay.Core.Tenancy;
+using FastRelay.Protocol;
+
+namespace FastRelay.Core.Sessions;
+
+/// <summary>Where a session is in its life.</summary>
+public enum SessionState : byte
+{
+    AwaitingHello,
+    Open,
+    Closed,
+}
+
+/// <summary>
+/// One client connection as the engine sees it: the protocol state machine (HELLO, SUB, PUB, ...), its tenant and
+/// permissions, its subscriptions and its <see cref="Outbox"/>. The transport feeds it whole envelopes from its
+/// read loop (<see cref="OnEnvelope"/>) and drains its outbox; nothing here touches a socket.
+/// </summary>
+public sealed class Session
+{
+    private static long s_nextId;
+
+    private readonly RelayEngine _engine;
+    private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
+    private SessionClose? _close;
+    private volatile SessionState _state;
+
+    internal Session(RelayEngine engine, string remoteEndPoint, string transport)
+    {
+        _engine = engine;
+        Id = Interlocked.Increment(ref s_nextId);
+        RemoteEndPoint = remoteEndPoint;
+        Transport = transport;
+        Outbox = new Outbox(engine.Options.OutboxCapacity, engine.Options.OutboxMaxBytes);
+    }
+
+    public long Id { get; }
+
+    public string RemoteEndPoint { get; }
+
+    /// <summary>"ws", "tcp" or "unix".</summary>
+    public string Transport { get; }
+
+    public SessionState State => _state;
+
+    public TenantContext? Tenant { get; private set; }
+
+    public string? ClientId { get; private set; }
+
+    public Outbox Outbox { get; }
+
+    /// <summary>Set once when the session starts closing.</summary>
+    public SessionClose? CloseReason => Volatile.Read(ref _close);
+
+    public int SubscriptionCount => _subscriptions.Count;
+
+    private byte[] _clientIdUtf8 = [];
+    private TopicPatternSet? _publishAllowed;
+    private TopicPatternSet? _subscribeAllowed;
+
+    /// <summary>
+    /// Handles one envelope from the client (read-loop thread). Returns false when the session is closing;
+    /// the transport then flushes the outbox and closes the connection.
+    /// </summary>
+    public bool OnEnvelope(ReadOnlyMemory<byte> bytes)
+    {
+        if (_state == SessionState.Closed)
+        {
+            return false;
+        }
+
+        var error = EnvelopeCodec.TryDecode(bytes, out var envelope, out var field);
+        if (error != DecodeError.None)
+        {
+            Fail(0, ErrorCode.BadFrame, DecodeErrors.Describe(error, field), SessionCloseKind.ProtocolError);
+            return false;
+        }
+
+        if (_state == SessionState.AwaitingHello)
+        {
+            if (envelope.Type != FrameType.Hello)
+            {
+                Fail(envelope.RequestId, ErrorCode.Unauthorized, "HELLO must be the first frame", SessionCloseKind.PolicyViolation);
+                return false;
+            }
+
+            return OnHello(in envelope);
+        }
+
+        switch (envelope.Type)
+        {
+            case FrameType.Pub:
+                OnPublish(in envelope);
+                break;
+            case FrameType.Sub:
+                OnSubscribe(in envelope);
+                break;
+            case FrameType.Unsub:
+                OnUnsubscribe(in envelope);
+                break;
+            case FrameType.Ping:
+                SendControl(new Envelope(FrameType.Pong) { RequestId = envelope.RequestId, Payload = envelope.Payload, Present = FieldMask.Type | (envelope.Present & (FieldMask.RequestId | FieldMask.Payload)) });
+                break;
+            case FrameType.Pong:
+                break;
+            case FrameType.Hello:
+                SendError(envelope.RequestId, ErrorCode.UnsupportedType, "HELLO was already received on this connection");
+                break;
+            default:
+                SendError(envelope.RequestId, ErrorCode.UnsupportedType, $"frame type {envelope.Type} is not accepted from clients");
+                break;
+        }
+
+        return _state != SessionState.Closed;
+    }
+
+    private bool OnHello(in Envelope hello)
+    {
+        if (hello.Has(FieldMask.Version) && hello.Version != ProtocolLimits.Version)
+        {
+            Fail(hello.RequestId, ErrorCode.BadFrame, $"protocol version {hello.Version} is not supported (server speaks {ProtocolLimits.Version})", SessionCloseKind.ProtocolError);
+            return false;
+        }
+
+        var auth = _engine.Authenticator.Authenticate(hello.Token.Span, hello.ClientId.Span);
+        if (!auth.Succeeded)
+        {
+            Fail(hello.RequestId, ErrorCode.Unauthorized, auth.Error!, SessionCloseKind.PolicyViolation);
+            return false;
+        }
+
+        Tenant = auth.Tenant;
+        ClientId = auth.ClientId;
+        _clientIdUtf8 = Encoding.UTF8.GetBytes(auth.ClientId!);
+        _publishAllowed = auth.Publish;
+        _subscribeAllowed = auth.Subscribe;
+        _state = SessionState.Open;
+
+        var welcome = new Envelope(FrameType.Welcome)
+            .WithVersion(ProtocolLimits.Version)
+            .WithClientId(_clientIdUtf8)
+            .WithTenant(Tenant!.NameUtf8)
+            .WithNode(_engine.NodeNameUtf8);
+        if (hello.RequestId != 0)
+        {
+            welcome = welcome.WithRequestId(hello.RequestId);
+        }
+
+        SendControl(welcome);
+        _engine.OnSessionOpened(this);
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void OnPublish(in Envelope pub)
+    {
+        if (!CheckTopic(in pub, _publishAllowed, "publish"))
+        {
+            return;
+        }
+
+        if (!pub.Has(FieldMask.Payload))
+        {
+            SendError(pub.RequestId, ErrorCode.BadFrame, "PUB needs field 10 (payload)");
+            return;
+        }
+
+        var frame = _engine.Frames.Rent();
+        var pubWithPublisher = pub;
+        pubWithPublisher.ClientId = _clientIdUtf8; // the publisher's identity is the session's, never client-supplied
+        pubWithPublisher.Present |= FieldMask.ClientId;
+        EnvelopeCodec.EncodeEventTemplate(frame, in pubWithPublisher, _engine.NowMicros());
+
+        ulong hash = TopicHash.Compute(Tenant!.Id, pub.Topic.Span);
+        var command = new ShardCommand { Kind = ShardCommandKind.Publish, Session = this, Frame = frame, Hash = hash, RequestId = pub.RequestId };
+        if (!_engine.ShardFor(hash).TryPost(in command))
+        {
+            frame.Release();
+            _engine.CountBackoff();
+            var backoff = new Envelope(FrameType.Backoff)
+                .WithRetryAfterMs((uint)_engine.Options.BackoffRetryAfterMs);
+            backoff.Reason = "shard inbox full"u8.ToArray();
+            backoff.Present |= FieldMask.Reason;
+            if (pub.RequestId != 0)
+            {
+                backoff = backoff.WithRequestId(pub.RequestId);
+            }
+
+            SendControl(backoff);
+        }
+    }
+
+    private void OnSubscribe(in Envelope sub)
+    {
+        if (!CheckTopic(in sub, _subscribeAllowed, "subscribe"))
+        {
+            return;
+        }
+
+        string name = sub.TopicString;
+        if (_subscriptions.ContainsKey(name))
+        {
+            SendError(sub.RequestId, ErrorCode.LimitExceeded, $"already subscribed to '{name}'");
+            return;
+        }
+
+        if (_subscriptions.Count >= _engine.Options.MaxSubscriptionsPerConnection)
+        {
+            SendError(sub.RequestId, ErrorCode.LimitExceeded, $"subscription limit of {_engine.Options.MaxSubscriptionsPerConnection} per connection reached");
+            return;
+        }
+
+        var key = TopicKey.Create(Tenant!.Id, sub.Topic.Span);
+        _subscriptions.Add(name, key);
+        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Subscribe, Session = this, Topic = key, Hash = key.Hash, RequestId = sub.RequestId });
+    }
+
+    private void OnUnsubscribe(in Envelope unsub)
+    {
+        if (!unsub.Has(FieldMask.Topic))
+        {
+            SendError(unsub.RequestId, ErrorCode.BadFrame, "UNSUB needs field 2 (topic)");
+            return;
+        }
+
+        string name = unsub.TopicString;
+        if (!_subscriptions.Remove(name, out var key))
+        {
+            SendError(unsub.RequestId, ErrorCode.NotFound, $"not subscribed to '{name}'");
+            return;
+        }
+
+        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash, RequestId = unsub.RequestId == 0 ? ulong.MaxValue : unsub.RequestId });
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool CheckTopic(in Envelope e, TopicPatternSet? allowed, string operation)
+    {
+        if (!e.Has(FieldMask.Topic))
+        {
+            SendError(e.RequestId, ErrorCode.BadFrame, $"{operation} needs field 2 (topic)");
+            return false;
+        }
+
+        var topic = e.Topic.Span;
+        if (!TopicName.Validate(topic, out string? why))
+        {
+            SendError(e.RequestId, ErrorCode.BadFrame, $"invalid topic: {why}");
+            return false;
+        }
+
+        if (allowed is not null && !allowed.Allows(topic))
+        {
+            SendError(e.RequestId, ErrorCode.Forbidden, $"not allowed to {operation} to '{e.TopicString}'");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>The connection is gone (read loop ended): drop every subscription on its shard.</summary>
+    public void OnTransportClosed()
+    {
+        bool wasOpen = _state == SessionState.Open;
+        Close(SessionCloseKind.Normal, "connection closed");
+        foreach (var key in _subscriptions.Values)
+        {
+            _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash });
+        }
+
+        _subscriptions.Clear();
+        Outbox.DiscardAll();
+        if (wasOpen)
+        {
+            _engine.OnSessionClosed(this);
+        }
+    }
+
+    /// <summary>Starts closing (any thread). The first reason wins; the outbox stops accepting frames and the writer finishes.</summary>
+    public void Close(SessionCloseKind kind, string reason)
+    {
+        if (Interlocked.CompareExchange(ref _close, new SessionClose(kind, reason), null) is null)
+        {
+            _state = SessionState.Closed;
+            Outbox.Complete();
+        }
+    }
+
+    internal void CloseAsSlowConsumer()
+    {
+        if (_close is null)
+        {
+            _engine.CountSlowConsumer();
+            Close(SessionCloseKind.SlowConsumer, "slow consumer: outbox over its limit");
+        }
+    }
+
+    /// <summary>Transport-detected violation (oversized or broken frame): ERROR to the client, then close.</summary>
+    public void Reject(ErrorCode code, string reason, SessionCloseKind kind) => Fail(0, code, reason, kind);
+
+    /// <summary>Sends ERROR then closes.</summary>
+    private void Fail(ulong requestId, ErrorCode code, string reason, SessionCloseKind kind)
+    {
+        SendError(requestId, code, reason);
+        Close(kind, reason);
+    }
+
+    private void SendError(ulong requestId, ErrorCode code, string reason)
+    {
+        _engine.CountError();
+        var error = new Envelope(FrameType.Error).WithError(code, reason);
+        if (requestId != 0)
+        {
+            error = error.WithRequestId(requestId);
+        }
+
+        SendControl(error);
+    }
+
+    /// <summary>Encodes and queues a control frame (any thread).</summary>
+    internal void SendControl(in Envelope envelope)
+    {
+        var frame = _engine.Frames.Rent();
+        EnvelopeCodec.Encode(frame, in envelope);
+        if (Outbox.Enqueue(frame) == EnqueueResult.Overflow)
+        {
+            CloseAsSlowConsumer();
+        }
+    }
+
+    /// <summary>ACK for a publish or unsubscribe (shard thread). RequestId <see cref="ulong.MaxValue"/> = ACK without id.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void SendAck(ulong requestId, ulong epoch, ulong seq, EventFlags flags)
+    {
+        var ack = new Envelope(FrameType.Ack);
+        if (requestId != ulong.MaxValue)
+        {
+            ack.RequestId = requestId;
+            ack.Present |= FieldMask.RequestId;
+        }
+
+        if (epoch != 0)
+        {
+            ack.Epoch = epoch;
+            ack.Seq = seq;
+            ack.Present |= FieldMask.Epoch | FieldMask.Seq;
+        }
+
+        if (flags != EventFlags.None)
+        {
+            ack.Flags = flags;
+            ack.Present |= FieldMask.Flags;
+        }
+
+        SendControl(in ack);
+    }
+
+    /// <summary>ACK for a subscribe (shard thread): the topic's current epoch and last seq.</summary>
+    internal void SendSubscribed(ulong requestId, TopicKey topic, ulong epoch, ulong seq)
+    {
+        var ack = new Envelope(FrameType.Ack).WithTopic(topic.Utf8).WithEpoch(epoch).WithSeq(seq);
+        if (requestId != 0)
+        {
+            ack = ack.WithRequestId(requestId);
+        }
+
+        SendControl(in ack);
+    }
+
+    public override string ToString() => $"session {Id} ({Transport} {RemoteEndPoint}, client {ClientId ?? "?"})";
+}

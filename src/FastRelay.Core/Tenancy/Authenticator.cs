@@ -1,0 +1,93 @@
+using System.Text;
+using FastRelay.Core.Sessions;
+using FastRelay.Protocol;
+
+namespace FastRelay.Core.Tenancy;
+
+/// <summary>Outcome of a HELLO: the session's tenant, client id and permissions, or why it was refused.</summary>
+public readonly record struct AuthResult(
+    bool Succeeded,
+    string? Error,
+    TenantContext? Tenant,
+    string? ClientId,
+    TopicPatternSet? Publish,
+    TopicPatternSet? Subscribe)
+{
+    public static AuthResult Fail(string error) => new(false, error, null, null, null, null);
+}
+
+/// <summary>
+/// Turns a HELLO's token and client id into a session identity. With no tenants configured everyone is in the
+/// <c>default</c> tenant with full rights (the embedded default); otherwise an HS256 token is required.
+/// </summary>
+public sealed class Authenticator
+{
+    private readonly TokenValidator? _validator;
+    private readonly Dictionary<string, TenantContext> _tenants = new(StringComparer.Ordinal);
+    private long _anonymous;
+
+    public Authenticator(TenancyOptions options, TimeProvider clock)
+    {
+        if (options.RequiresToken)
+        {
+            _validator = TokenValidator.FromOptions(options, clock);
+            for (int i = 0; i < options.Tenants.Count; i++)
+            {
+                var name = options.Tenants[i].Name;
+                _tenants[name] = new TenantContext(i + 1, name);
+            }
+        }
+        else
+        {
+            Default = new TenantContext(0, TenantContext.DefaultName);
+            _tenants[Default.Name] = Default;
+        }
+    }
+
+    /// <summary>The tenant of token-less mode; null when tenants are configured.</summary>
+    public TenantContext? Default { get; }
+
+    public IReadOnlyCollection<TenantContext> Tenants => _tenants.Values;
+
+    public TenantContext? FindTenant(string name) => _tenants.GetValueOrDefault(name);
+
+    public AuthResult Authenticate(ReadOnlySpan<byte> token, ReadOnlySpan<byte> requestedClientId)
+    {
+        if (_validator is null)
+        {
+            string clientId = requestedClientId.IsEmpty
+                ? $"anon-{Interlocked.Increment(ref _anonymous)}"
+                : Encoding.UTF8.GetString(requestedClientId);
+            return new AuthResult(true, null, Default, clientId, null, null);
+        }
+
+        if (token.IsEmpty)
+        {
+            return AuthResult.Fail("a token is required: send HELLO with field 14 (token)");
+        }
+
+        var result = _validator.Validate(token);
+        if (!result.IsValid)
+        {
+            return AuthResult.Fail($"token refused: {result.Message}");
+        }
+
+        var claims = result.Claims!;
+        if (!_tenants.TryGetValue(claims.Tenant, out var tenant))
+        {
+            return AuthResult.Fail($"token refused: unknown tenant '{claims.Tenant}'");
+        }
+
+        if (!requestedClientId.IsEmpty && !requestedClientId.SequenceEqual(Encoding.UTF8.GetBytes(claims.ClientId)))
+        {
+            return AuthResult.Fail("client_id in HELLO does not match the token's subject");
+        }
+
+        if (claims.ClientId.Length == 0 || Encoding.UTF8.GetByteCount(claims.ClientId) > ProtocolLimits.MaxIdBytes)
+        {
+            return AuthResult.Fail("token refused: subject (client id) must be 1..128 bytes");
+        }
+
+        return new AuthResult(true, null, tenant, claims.ClientId, result.Publish, result.Subscribe);
+    }
+}

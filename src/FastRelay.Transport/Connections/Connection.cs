@@ -1,0 +1,293 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using FastRelay.Core.Sessions;
+using FastRelay.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace FastRelay.Transport.Connections;
+
+/// <summary>
+/// One accepted socket: a read loop over a PipeReader with zero-byte reads (an idle connection holds no receive
+/// buffer) that hands whole envelopes to its <see cref="Session"/>, and a writer that drains the session's
+/// outbox, coalescing every queued frame into one send. Subclasses supply the framing.
+/// </summary>
+internal abstract class Connection
+{
+    private int _socketClosed;
+
+    protected Connection(Socket socket, Session session, TransportContext context)
+    {
+        Socket = socket;
+        Session = session;
+        Context = context;
+        Input = PipeReader.Create(
+            new NetworkStream(socket, ownsSocket: false),
+            new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
+    }
+
+    protected Socket Socket { get; }
+
+    public Session Session { get; }
+
+    protected TransportContext Context { get; }
+
+    protected PipeReader Input { get; }
+
+    protected int MaxMessageBytes => Context.Engine.Options.MaxMessageBytes;
+
+    /// <summary>Runs the connection to its end; never throws.</summary>
+    public async Task RunAsync()
+    {
+        var writer = WriteLoopAsync();
+        bool peerClosed = false;
+        try
+        {
+            peerClosed = await ReadLoopAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsDisconnect(ex))
+        {
+            peerClosed = true;
+        }
+        catch (Exception ex)
+        {
+            Context.Logger.LogWarning(ex, "Read loop of {Session} failed", Session);
+            Session.Close(SessionCloseKind.InternalError, "internal error");
+        }
+
+        Session.Close(SessionCloseKind.Normal, "connection closed by peer");
+        try
+        {
+            // The writer flushes what is queued (an ERROR, a close frame), then shuts down our sending side.
+            await writer.WaitAsync(Context.Options.CloseTimeout).ConfigureAwait(false);
+            if (!peerClosed)
+            {
+                // Read until the peer closes too, so unread input does not turn our close into a reset
+                // that could destroy the last frames in flight.
+                await DrainInputAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (IsDisconnect(ex) || ex is TimeoutException)
+        {
+        }
+
+        Session.OnTransportClosed();
+        CloseSocket();
+        await Input.CompleteAsync().ConfigureAwait(false);
+        await writer.ConfigureAwait(false);
+    }
+
+    private async Task DrainInputAsync()
+    {
+        using var timeout = new CancellationTokenSource(Context.Options.CloseTimeout);
+        while (true)
+        {
+            var result = await Input.ReadAsync(timeout.Token).ConfigureAwait(false);
+            Input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Reads frames until the peer closes (returns true) or the session ends (returns false).</summary>
+    protected abstract Task<bool> ReadLoopAsync();
+
+    /// <summary>Size of the transport header in front of an envelope of <paramref name="bodyLength"/> bytes.</summary>
+    protected abstract int HeaderSize(int bodyLength);
+
+    /// <summary>Writes the transport header for an envelope of <paramref name="bodyLength"/> bytes.</summary>
+    protected abstract void WriteHeader(Span<byte> destination, int bodyLength);
+
+    /// <summary>Transport control bytes to send before queued frames (a WebSocket pong); returns bytes written.</summary>
+    protected virtual int WritePending(Span<byte> destination) => 0;
+
+    /// <summary>Last bytes to send when the session has closed (a WebSocket close frame); returns bytes written.</summary>
+    protected virtual int WriteClosing(Span<byte> destination, SessionClose reason) => 0;
+
+    /// <summary>Hands a whole envelope to the session; copies it first when it spans pipe segments.</summary>
+    protected bool Deliver(in ReadOnlySequence<byte> body)
+    {
+        if (body.IsSingleSegment)
+        {
+            return Session.OnEnvelope(body.First);
+        }
+
+        int length = (int)body.Length;
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            body.CopyTo(scratch);
+            return Session.OnEnvelope(new ReadOnlyMemory<byte>(scratch, 0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var outbox = Session.Outbox;
+        try
+        {
+            while (true)
+            {
+                await outbox.WaitAsync().ConfigureAwait(false);
+                await DrainAsync(outbox).ConfigureAwait(false);
+                if (outbox.IsCompleted)
+                {
+                    await DrainAsync(outbox).ConfigureAwait(false);
+                    await SendClosingAsync().ConfigureAwait(false);
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (IsDisconnect(ex))
+        {
+            Session.Close(SessionCloseKind.Normal, "connection lost while writing");
+        }
+        catch (Exception ex)
+        {
+            Context.Logger.LogWarning(ex, "Writer of {Session} failed", Session);
+            Session.Close(SessionCloseKind.InternalError, "internal error");
+        }
+        finally
+        {
+            outbox.DiscardAll();
+        }
+
+        // Nothing more will be sent: half-close, and wake the read loop so the connection winds down.
+        ShutdownSend();
+        Input.CancelPendingRead();
+    }
+
+    /// <summary>Copies queued frames into one pooled buffer per send; large frames go out without the copy.</summary>
+    private async ValueTask DrainAsync(Outbox outbox)
+    {
+        byte[]? buffer = null;
+        try
+        {
+            int used = 0;
+            while (true)
+            {
+                if (buffer is null)
+                {
+                    buffer = ArrayPool<byte>.Shared.Rent(Context.Options.SendBufferBytes);
+                    used = WritePending(buffer);
+                }
+
+                if (!outbox.TryDequeue(out var frame))
+                {
+                    if (used > 0)
+                    {
+                        await SendAsync(buffer.AsMemory(0, used)).ConfigureAwait(false);
+                        used = WritePending(buffer);
+                        continue; // more may have arrived while sending
+                    }
+
+                    return;
+                }
+
+                try
+                {
+                    int header = HeaderSize(frame.Length);
+                    int needed = header + frame.Length;
+                    if (needed > buffer.Length - used && used > 0)
+                    {
+                        await SendAsync(buffer.AsMemory(0, used)).ConfigureAwait(false);
+                        used = WritePending(buffer);
+                    }
+
+                    if (needed > buffer.Length - used)
+                    {
+                        WriteHeader(buffer.AsSpan(used), frame.Length);
+                        await SendAsync(buffer.AsMemory(used, header)).ConfigureAwait(false);
+                        await SendAsync(frame.Memory).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    WriteHeader(buffer.AsSpan(used), frame.Length);
+                    used += header;
+                    frame.Span.CopyTo(buffer.AsSpan(used));
+                    used += frame.Length;
+                }
+                finally
+                {
+                    frame.Release();
+                }
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    private async ValueTask SendClosingAsync()
+    {
+        var reason = Session.CloseReason;
+        if (reason is null)
+        {
+            return;
+        }
+
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(256);
+        try
+        {
+            int n = WriteClosing(buffer, reason);
+            if (n > 0)
+            {
+                await SendAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    protected ValueTask<int> SendAsync(ReadOnlyMemory<byte> bytes) => Socket.SendAsync(bytes, SocketFlags.None);
+
+    private void ShutdownSend()
+    {
+        try
+        {
+            if (Volatile.Read(ref _socketClosed) == 0)
+            {
+                Socket.Shutdown(SocketShutdown.Send);
+            }
+        }
+        catch (Exception ex) when (IsDisconnect(ex))
+        {
+        }
+    }
+
+    /// <summary>Aborts the connection at once (handshake timeout, server stop).</summary>
+    public void Abort(SessionCloseKind kind, string reason)
+    {
+        Session.Close(kind, reason);
+        CloseSocket();
+    }
+
+    private void CloseSocket()
+    {
+        if (Interlocked.Exchange(ref _socketClosed, 1) == 0)
+        {
+            try
+            {
+                Socket.Dispose();
+            }
+            catch (Exception ex) when (IsDisconnect(ex))
+            {
+            }
+        }
+    }
+
+    protected static bool IsDisconnect(Exception ex) =>
+        ex is SocketException or ObjectDisposedException or IOException or OperationCanceledException;
+}

@@ -1,0 +1,71 @@
+using System.Net.Sockets;
+using FastRelay.Core.Sessions;
+using FastRelay.Protocol;
+
+namespace FastRelay.Transport.Connections;
+
+/// <summary>Raw TCP or Unix-socket connection: each envelope behind a 4-byte big-endian length.</summary>
+internal sealed class RawConnection : Connection
+{
+    public RawConnection(Socket socket, Session session, TransportContext context)
+        : base(socket, session, context)
+    {
+    }
+
+    protected override async Task<bool> ReadLoopAsync()
+    {
+        while (true)
+        {
+            var result = await Input.ReadAsync().ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                return false;
+            }
+
+            var buffer = result.Buffer;
+            bool open = true;
+            try
+            {
+                while (open)
+                {
+                    var status = RawFraming.TryRead(ref buffer, MaxMessageBytes, out var body, out uint declared);
+                    if (status == RawFrameStatus.Incomplete)
+                    {
+                        break;
+                    }
+
+                    open = status switch
+                    {
+                        RawFrameStatus.Complete => Deliver(in body),
+                        RawFrameStatus.TooLarge => Reject(ErrorCode.TooLarge, $"frame of {declared} bytes exceeds the limit of {MaxMessageBytes} bytes", SessionCloseKind.MessageTooBig),
+                        _ => Reject(ErrorCode.BadFrame, "zero-length frame", SessionCloseKind.ProtocolError),
+                    };
+                }
+            }
+            finally
+            {
+                Input.AdvanceTo(buffer.Start, buffer.End);
+            }
+
+            if (!open)
+            {
+                return false;
+            }
+
+            if (result.IsCompleted)
+            {
+                return true;
+            }
+        }
+    }
+
+    private bool Reject(ErrorCode code, string reason, SessionCloseKind kind)
+    {
+        Session.Reject(code, reason, kind);
+        return false;
+    }
+
+    protected override int HeaderSize(int bodyLength) => RawFraming.HeaderSize;
+
+    protected override void WriteHeader(Span<byte> destination, int bodyLength) => RawFraming.WriteHeader(destination, bodyLength);
+}

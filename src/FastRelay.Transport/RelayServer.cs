@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using FastRelay.Core;
+using FastRelay.Core.Sessions;
+using FastRelay.Transport.Connections;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace FastRelay.Transport;
+
+/// <summary>
+/// The relay's network side: WebSocket, raw TCP and Unix-socket listeners feeding one <see cref="RelayEngine"/>.
+/// </summary>
+public sealed class RelayServer : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<Connection, byte> _connections = new();
+    private readonly List<SocketListener> _listeners = [];
+    private readonly TransportContext _context;
+    private int _stopped;
+
+    public RelayServer(RelayEngine engine, TransportOptions options, ILogger? logger = null)
+    {
+        options.Validate();
+        Engine = engine;
+        Options = options;
+        _context = new TransportContext(engine, options, logger ?? NullLogger.Instance);
+    }
+
+    public RelayEngine Engine { get; }
+
+    public TransportOptions Options { get; }
+
+    /// <summary>Open connections (any state).</summary>
+    public int ConnectionCount => _connections.Count;
+
+    /// <summary>Bound WebSocket endpoint, if enabled.</summary>
+    public IPEndPoint? WebSocketEndPoint => Find(ListenerKind.WebSocket) as IPEndPoint;
+
+    /// <summary>Bound raw TCP endpoint, if enabled.</summary>
+    public IPEndPoint? TcpEndPoint => Find(ListenerKind.Tcp) as IPEndPoint;
+
+    /// <summary>Bound Unix socket path, if enabled.</summary>
+    public string? UnixPath => Find(ListenerKind.Unix)?.ToString();
+
+    /// <summary>ws://host:port/path of the WebSocket listener.</summary>
+    public Uri? WebSocketUri => WebSocketEndPoint is { } ep ? new Uri($"ws://{Format(ep)}{Options.WebSocketPath}") : null;
+
+    /// <summary>tcp://host:port of the raw TCP listener.</summary>
+    public Uri? TcpUri => TcpEndPoint is { } ep ? new Uri($"tcp://{Format(ep)}") : null;
+
+    /// <summary>unix:///path of the Unix listener.</summary>
+    public Uri? UnixUri => UnixPath is { } path ? new Uri($"unix://{path}") : null;
+
+    /// <summary>Binds every configured listener and starts accepting.</summary>
+    public void Start()
+    {
+        try
+        {
+            if (!string.IsNullOrEmpty(Options.WebSocket))
+            {
+                Add(ListenerKind.WebSocket, Endpoints.ParseIp(Options.WebSocket, "WebSocket"));
+            }
+
+            if (!string.IsNullOrEmpty(Options.Tcp))
+            {
+                Add(ListenerKind.Tcp, Endpoints.ParseIp(Options.Tcp, "Tcp"));
+            }
+
+            if (!string.IsNullOrEmpty(Options.Unix))
+            {
+                Add(ListenerKind.Unix, new UnixDomainSocketEndPoint(Options.Unix));
+            }
+        }
+        catch (SocketException ex)
+        {
+            throw new InvalidOperationException($"Could not bind a listener: {ex.Message} ({ex.SocketErrorCode}).", ex);
+        }
+
+        foreach (var listener in _listeners)
+        {
+            listener.Start();
+            _context.Logger.LogInformation("Listening ({Kind}) on {EndPoint}", listener.Kind, listener.EndPoint);
+        }
+    }
+
+    private void Add(ListenerKind kind, EndPoint endPoint) => _listeners.Add(new SocketListener(kind, endPoint, _context, _connections));
+
+    private EndPoint? Find(ListenerKind kind) => _listeners.FirstOrDefault(l => l.Kind == kind)?.EndPoint;
+
+    private static string Format(IPEndPoint ep) => ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]:{ep.Port}" : $"{ep.Address}:{ep.Port}";
+
+    /// <summary>Stops accepting, closes every connection (flushing queued frames, going-away close) and waits.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var listener in _listeners)
+        {
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var connection in _connections.Keys)
+        {
+            connection.Session.Close(SessionCloseKind.GoingAway, "server shutting down");
+        }
+
+        var deadline = Task.Delay(Options.CloseTimeout * 2, cancellationToken);
+        while (!_connections.IsEmpty && !deadline.IsCompleted)
+        {
+            await Task.WhenAny(Task.Delay(20, cancellationToken), deadline).ConfigureAwait(false);
+        }
+
+        foreach (var connection in _connections.Keys)
+        {
+            connection.Abort(SessionCloseKind.GoingAway, "server shutting down");
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+}
