@@ -1,0 +1,3 @@
+using FastRelay.Server;
+
+return await Cli.RunAsync(args).ConfigureAwait(false);

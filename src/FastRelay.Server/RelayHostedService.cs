@@ -1,0 +1,50 @@
+using FastRelay.Core;
+using FastRelay.Transport;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace FastRelay.Server;
+
+/// <summary>Runs the engine and the listeners for the lifetime of the host (Ctrl+C / SIGTERM stop it cleanly).</summary>
+internal sealed class RelayHostedService(RelayOptions relayOptions, TransportOptions transportOptions, ILogger<RelayHostedService> logger) : IHostedService, IAsyncDisposable
+{
+    private RelayEngine? _engine;
+    private RelayServer? _server;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _engine = new RelayEngine(relayOptions);
+        _server = new RelayServer(_engine, transportOptions, logger);
+        _server.Start();
+        logger.LogInformation(
+            "FastRelay ready: {Shards} shards, tenants: {Tenants}; ws={Ws} tcp={Tcp} unix={Unix}",
+            _engine.ShardCount,
+            relayOptions.Tenancy.RequiresToken ? string.Join(",", relayOptions.Tenancy.Tenants.Select(t => t.Name)) : "default (no token)",
+            _server.WebSocketUri?.ToString() ?? "off",
+            _server.TcpUri?.ToString() ?? "off",
+            _server.UnixPath ?? "off");
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_server is not null)
+        {
+            logger.LogInformation("Stopping: closing {Connections} connections", _server.ConnectionCount);
+            await _server.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        _engine?.Dispose();
+        logger.LogInformation("Stopped");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _engine?.Dispose();
+    }
+}
