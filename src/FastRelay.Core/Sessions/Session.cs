@@ -22,6 +22,7 @@ public enum SessionState : byte
 public sealed class Session
 {
     private static long s_nextId;
+    private static readonly byte[] s_inboxFull = "shard inbox full"u8.ToArray();
 
     private readonly RelayEngine _engine;
     private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
@@ -182,7 +183,7 @@ public sealed class Session
             _engine.CountBackoff();
             var backoff = new Envelope(FrameType.Backoff)
                 .WithRetryAfterMs((uint)_engine.Options.BackoffRetryAfterMs);
-            backoff.Reason = "shard inbox full"u8.ToArray();
+            backoff.Reason = s_inboxFull;
             backoff.Present |= FieldMask.Reason;
             if (pub.RequestId != 0)
             {

@@ -16,16 +16,9 @@ public sealed class MpscRing<T>
         public T Item;
     }
 
-    [StructLayout(LayoutKind.Explicit, Size = 192)]
-    private struct Positions
-    {
-        [FieldOffset(64)] public long Enqueue;
-        [FieldOffset(128)] public long Dequeue;
-    }
-
     private readonly Cell[] _cells;
     private readonly int _mask;
-    private Positions _pos;
+    private RingPositions _pos;
 
     public MpscRing(int capacity)
     {
@@ -121,4 +114,12 @@ public sealed class MpscRing<T>
         Volatile.Write(ref _pos.Dequeue, pos + 1);
         return true;
     }
+}
+
+/// <summary>Producer and consumer positions of a ring, each on its own cache line (no false sharing).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 192)]
+internal struct RingPositions
+{
+    [FieldOffset(64)] public long Enqueue;
+    [FieldOffset(128)] public long Dequeue;
 }
