@@ -71,8 +71,10 @@ public static class EnvelopeCodec
                 return DecodeError.TrailingBytes;
             }
         }
-        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or OverflowException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
+            // Untrusted input: MessagePackReader reports truncation and bad codes with several exception types
+            // (EndOfStream, MessagePackSerialization, ArgumentOutOfRange from Skip on a garbage length, ...).
             return DecodeError.Malformed;
         }
 
@@ -156,6 +158,14 @@ public static class EnvelopeCodec
         {
             value = 0;
             return false;
+        }
+
+        if (reader.NextCode is >= MessagePackCode.MinNegativeFixInt or (>= MessagePackCode.Int8 and <= MessagePackCode.Int64))
+        {
+            // A signed encoding: fine when the value is non-negative, a type error otherwise.
+            long signed = reader.ReadInt64();
+            value = (ulong)signed;
+            return signed >= 0;
         }
 
         value = reader.ReadUInt64();
