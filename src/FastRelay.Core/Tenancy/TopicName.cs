@@ -26,10 +26,32 @@ public static class TopicName
     public static bool ValidatePattern(ReadOnlySpan<byte> pattern, [NotNullWhen(false)] out string? error) => ValidateCore(pattern, isPattern: true, out error);
 
     /// <summary>Validates a topic given as a string (encoded to UTF-8 first).</summary>
-    public static bool Validate(string topic, [NotNullWhen(false)] out string? error) => Validate(Encoding.UTF8.GetBytes(topic), out error);
+    public static bool Validate(string topic, [NotNullWhen(false)] out string? error) =>
+        TryEncode(topic, "topic", out byte[]? utf8, out error) && Validate(utf8, out error);
 
     /// <summary>Validates a pattern given as a string (encoded to UTF-8 first).</summary>
-    public static bool ValidatePattern(string pattern, [NotNullWhen(false)] out string? error) => ValidatePattern(Encoding.UTF8.GetBytes(pattern), out error);
+    public static bool ValidatePattern(string pattern, [NotNullWhen(false)] out string? error) =>
+        TryEncode(pattern, "pattern", out byte[]? utf8, out error) && ValidatePattern(utf8, out error);
+
+    /// <summary>Encodes to UTF-8, refusing lone surrogates (the default encoder would silently turn them into U+FFFD).</summary>
+    internal static bool TryEncode(string text, string what, [NotNullWhen(true)] out byte[]? utf8, [NotNullWhen(false)] out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        try
+        {
+            utf8 = StrictUtf8.GetBytes(text);
+            error = null;
+            return true;
+        }
+        catch (EncoderFallbackException)
+        {
+            utf8 = null;
+            error = $"{what} is not valid Unicode (lone surrogate)";
+            return false;
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private static bool ValidateCore(ReadOnlySpan<byte> s, bool isPattern, [NotNullWhen(false)] out string? error)
     {

@@ -1,6 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
-using System.Text;
 
 namespace FastRelay.Core.Tenancy;
 
@@ -126,18 +125,7 @@ public sealed class TopicPattern : IEquatable<TopicPattern>
             return false;
         }
 
-        byte[] utf8;
-        try
-        {
-            utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetBytes(pattern);
-        }
-        catch (EncoderFallbackException)
-        {
-            error = "pattern is not valid Unicode (lone surrogate)";
-            return false;
-        }
-
-        if (!TopicName.ValidatePattern(utf8, out error))
+        if (!TopicName.TryEncode(pattern, "pattern", out byte[]? utf8, out error) || !TopicName.ValidatePattern(utf8, out error))
         {
             return false;
         }

@@ -99,4 +99,14 @@ public class TopicNameTests
         Assert.StartsWith("pattern", error);
         Assert.Contains(expected, error);
     }
+
+    [Fact]
+    public void String_overloads_refuse_lone_surrogates_instead_of_replacing_them()
+    {
+        Assert.False(TopicName.Validate("a.\uD800", out string? error));
+        Assert.Contains("lone surrogate", error);
+        Assert.False(TopicName.ValidatePattern("a.\uDC00.*", out error));
+        Assert.Contains("lone surrogate", error);
+        Assert.True(TopicName.Validate("a.😀", out _));
+    }
 }
