@@ -12,8 +12,8 @@ public sealed class RelayOptions
     /// <summary>Commands each shard inbox holds (power of two). A full inbox answers publishers with BACKOFF.</summary>
     public int ShardInboxCapacity { get; set; } = 16384;
 
-    /// <summary>Frames a connection's outbox holds (power of two).</summary>
-    public int OutboxCapacity { get; set; } = 1024;
+    /// <summary>Frames a connection's outbox holds before droppable events are dropped and critical ones close it.</summary>
+    public int OutboxCapacity { get; set; } = 65536;
 
     /// <summary>Bytes a connection's outbox holds before droppable events are dropped and critical ones close it.</summary>
     public long OutboxMaxBytes { get; set; } = 4L << 20;
@@ -49,7 +49,7 @@ public sealed class RelayOptions
         static bool IsPow2(int v) => v >= 2 && (v & (v - 1)) == 0;
         Require(Shards is >= 0 and <= 1024, nameof(Shards), Shards, "must be 0 (one per processor) to 1024");
         Require(IsPow2(ShardInboxCapacity), nameof(ShardInboxCapacity), ShardInboxCapacity, "must be a power of two");
-        Require(IsPow2(OutboxCapacity), nameof(OutboxCapacity), OutboxCapacity, "must be a power of two");
+        Require(OutboxCapacity >= 16, nameof(OutboxCapacity), OutboxCapacity, "must be at least 16");
         Require(OutboxMaxBytes >= 64 * 1024, nameof(OutboxMaxBytes), OutboxMaxBytes, "must be at least 65536");
         Require(MaxMessageBytes is >= 256 and <= ProtocolLimits.AbsoluteMaxMessageBytes, nameof(MaxMessageBytes), MaxMessageBytes, $"must be 256..{ProtocolLimits.AbsoluteMaxMessageBytes}");
         Require(OutboxMaxBytes >= MaxMessageBytes, nameof(OutboxMaxBytes), OutboxMaxBytes, "must be at least MaxMessageBytes");

@@ -124,7 +124,7 @@ internal static class ClientCommands
             w.WriteNumber("flags", (uint)e.Flags);
         }
 
-        if (Utf8.IsValid(e.Payload.Span))
+        if (System.Text.Unicode.Utf8.IsValid(e.Payload.Span))
         {
             w.WriteString("payload", e.Payload.Span);
         }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using FastRelay.Core.Threading;
 using FastRelay.Protocol;
@@ -7,14 +8,16 @@ namespace FastRelay.Core.Sessions;
 /// <summary>
 /// A connection's bounded queue of frames waiting to be written. Any thread enqueues (shard threads for events,
 /// the read loop for replies); exactly one writer drains it and coalesces what it finds into one send.
-/// The ring is allocated on first use so an idle connection holds none.
+/// The queue is lock-free and segmented: it is created on first use and grows with bursts (an idle connection
+/// holds nothing; a busy one reuses its segments without allocating), bounded by frame count and bytes.
 /// </summary>
 public sealed class Outbox
 {
     private readonly int _capacity;
     private readonly long _maxBytes;
     private readonly AsyncSignal _signal = new();
-    private MpscRing<Frame>? _ring;
+    private ConcurrentQueue<Frame>? _queue;
+    private int _count;
     private long _queuedBytes;
     private long _dropped;
     private int _completed;
@@ -48,9 +51,9 @@ public sealed class Outbox
             return EnqueueResult.Closed;
         }
 
-        var ring = _ring ?? CreateRing();
-        bool overCap = Volatile.Read(ref _queuedBytes) + frame.Length > _maxBytes;
-        if (overCap || !ring.TryEnqueue(frame))
+        var queue = _queue ?? CreateQueue();
+        // Soft caps: concurrent producers may overshoot by a frame each, never more.
+        if (Volatile.Read(ref _count) >= _capacity || Volatile.Read(ref _queuedBytes) + frame.Length > _maxBytes)
         {
             frame.Release();
             if ((frame.Flags & EventFlags.Droppable) != 0)
@@ -62,7 +65,9 @@ public sealed class Outbox
             return EnqueueResult.Overflow;
         }
 
+        Interlocked.Increment(ref _count);
         Interlocked.Add(ref _queuedBytes, frame.Length);
+        queue.Enqueue(frame);
         _signal.Set();
         return EnqueueResult.Queued;
     }
@@ -74,9 +79,10 @@ public sealed class Outbox
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryDequeue(out Frame frame)
     {
-        var ring = Volatile.Read(ref _ring);
-        if (ring is not null && ring.TryDequeue(out frame))
+        var queue = Volatile.Read(ref _queue);
+        if (queue is not null && queue.TryDequeue(out frame!))
         {
+            Interlocked.Decrement(ref _count);
             Interlocked.Add(ref _queuedBytes, -frame.Length);
             return true;
         }
@@ -107,11 +113,14 @@ public sealed class Outbox
         }
     }
 
+    /// <summary>Frames queued and not yet taken by the writer.</summary>
+    public int Count => Volatile.Read(ref _count);
+
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private MpscRing<Frame> CreateRing()
+    private ConcurrentQueue<Frame> CreateQueue()
     {
-        var ring = new MpscRing<Frame>(_capacity);
-        return Interlocked.CompareExchange(ref _ring, ring, null) ?? ring;
+        var queue = new ConcurrentQueue<Frame>();
+        return Interlocked.CompareExchange(ref _queue, queue, null) ?? queue;
     }
 }
 
