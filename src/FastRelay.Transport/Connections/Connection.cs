@@ -267,10 +267,33 @@ internal abstract class Connection
         }
     }
 
-    /// <summary>Aborts the connection at once (handshake timeout, server stop).</summary>
+    /// <summary>
+    /// Ends the connection from outside its loops (handshake timeout, server stop). When this call is what closes
+    /// the session, the writer first sends the closing bytes (a WebSocket close frame with the reason) and a FIN,
+    /// and the connection winds down as for any close; the socket is dropped anyway after
+    /// <see cref="TransportOptions.CloseTimeout"/>. A session that was already closing (a server stop that waited
+    /// in vain) is dropped at once.
+    /// </summary>
+    /// <remarks>
+    /// Disposing the socket while the read loop has a receive pending makes .NET close it abortively (RST):
+    /// the peer would get a reset instead of the close frame and the reason.
+    /// </remarks>
     public void Abort(SessionCloseKind kind, string reason)
     {
+        if (Session.CloseReason is null)
+        {
+            Session.Close(kind, reason);
+            _ = CloseSocketAfterAsync(Context.Options.CloseTimeout);
+            return;
+        }
+
         Session.Close(kind, reason);
+        CloseSocket();
+    }
+
+    private async Task CloseSocketAfterAsync(TimeSpan delay)
+    {
+        await Task.Delay(delay).ConfigureAwait(false);
         CloseSocket();
     }
 

@@ -1,0 +1,91 @@
+using System.Net;
+using FastRelay.Core;
+using FastRelay.Transport;
+
+namespace FastRelay.Transport.Tests.Integration;
+
+/// <summary>
+/// A real relay started in-process for one test: <c>RelayEngine</c> (2 shards) and <c>RelayServer</c> with WebSocket
+/// and raw TCP listeners on free loopback ports and a Unix socket in a fresh temp directory.
+/// </summary>
+/// <remarks>
+/// The default handshake timeout is long enough for a cold <c>ClientWebSocket</c> or a Python start-up on a busy
+/// 2-core machine; the timeout tests start their own server with a short one.
+/// </remarks>
+internal sealed class RelayFixture : IAsyncDisposable
+{
+    /// <summary>MaxMessageBytes of every fixture: small, so size-limit tests send little.</summary>
+    public const int MaxMessageBytes = 4096;
+
+    public const string NodeName = "it-node";
+
+    private readonly string _socketDir;
+
+    private RelayFixture(RelayEngine engine, RelayServer server, string socketDir)
+    {
+        Engine = engine;
+        Server = server;
+        _socketDir = socketDir;
+    }
+
+    public RelayEngine Engine { get; }
+
+    public RelayServer Server { get; }
+
+    public IPEndPoint WebSocketEndPoint => Server.WebSocketEndPoint!;
+
+    public IPEndPoint TcpEndPoint => Server.TcpEndPoint!;
+
+    public string UnixPath => Server.UnixPath!;
+
+    public Uri WebSocketUri => Server.WebSocketUri!;
+
+    public TimeSpan HandshakeTimeout => Server.Options.HandshakeTimeout;
+
+    public static RelayFixture Start(TimeSpan? handshakeTimeout = null)
+    {
+        string dir = Directory.CreateTempSubdirectory("fastrelay-wsit-").FullName;
+        var engine = new RelayEngine(new RelayOptions { Shards = 2, NodeName = NodeName, MaxMessageBytes = MaxMessageBytes });
+        try
+        {
+            var server = new RelayServer(engine, new TransportOptions
+            {
+                WebSocket = "127.0.0.1:0",
+                Tcp = "127.0.0.1:0",
+                Unix = Path.Combine(dir, "relay.sock"),
+                HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(5),
+                CloseTimeout = TimeSpan.FromSeconds(1),
+            });
+            server.Start();
+            return new RelayFixture(engine, server, dir);
+        }
+        catch
+        {
+            engine.Dispose();
+            Directory.Delete(dir, recursive: true);
+            throw;
+        }
+    }
+
+    /// <summary>A connected client on one of the three listeners: "ws" (upgraded, no HELLO yet), "tcp" or "unix".</summary>
+    public async Task<IEnvelopeClient> ConnectAsync(string transport) => transport switch
+    {
+        "ws" => await WsClient.OpenAsync(WebSocketEndPoint),
+        "tcp" => await RawClient.ConnectTcpAsync(TcpEndPoint),
+        "unix" => await RawClient.ConnectUnixAsync(UnixPath),
+        _ => throw new ArgumentOutOfRangeException(nameof(transport), transport, "ws, tcp or unix"),
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        Engine.Dispose();
+        try
+        {
+            Directory.Delete(_socketDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
