@@ -26,6 +26,7 @@ public sealed class Session
 
     private readonly RelayEngine _engine;
     private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
+    private readonly object _closeLock = new();
     private SessionClose? _close;
     private volatile SessionState _state;
 
@@ -138,7 +139,16 @@ public sealed class Session
         _clientIdUtf8 = Encoding.UTF8.GetBytes(auth.ClientId!);
         _publishAllowed = auth.Publish;
         _subscribeAllowed = auth.Subscribe;
-        _state = SessionState.Open;
+        lock (_closeLock)
+        {
+            // The handshake deadline may have closed the session while this HELLO was being checked.
+            if (_state == SessionState.Closed)
+            {
+                return false;
+            }
+
+            _state = SessionState.Open;
+        }
 
         var welcome = new Envelope(FrameType.Welcome)
             .WithVersion(ProtocolLimits.Version)
@@ -285,7 +295,11 @@ public sealed class Session
     {
         if (Interlocked.CompareExchange(ref _close, new SessionClose(kind, reason), null) is null)
         {
-            _state = SessionState.Closed;
+            lock (_closeLock)
+            {
+                _state = SessionState.Closed;
+            }
+
             Outbox.Complete();
         }
     }
