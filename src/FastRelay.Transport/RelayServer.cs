@@ -108,15 +108,20 @@ public sealed class RelayServer : IAsyncDisposable
             connection.Session.Close(SessionCloseKind.GoingAway, "server shutting down");
         }
 
-        var deadline = Task.Delay(Options.CloseTimeout * 2, cancellationToken);
-        while (!_connections.IsEmpty && !deadline.IsCompleted)
+        // Each connection flushes its queue, sends its close and waits for the peer, bounded by CloseTimeout;
+        // whatever is still open after twice that is dropped.
+        try
         {
-            await Task.WhenAny(Task.Delay(20, cancellationToken), deadline).ConfigureAwait(false);
+            await Task.WhenAll(_connections.Keys.Select(c => c.Completion))
+                .WaitAsync(Options.CloseTimeout * 2, cancellationToken)
+                .ConfigureAwait(false);
         }
-
-        foreach (var connection in _connections.Keys)
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {
-            connection.Abort(SessionCloseKind.GoingAway, "server shutting down");
+            foreach (var connection in _connections.Keys)
+            {
+                connection.Abort(SessionCloseKind.GoingAway, "server shutting down");
+            }
         }
     }
 

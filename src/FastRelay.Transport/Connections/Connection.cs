@@ -36,8 +36,25 @@ internal abstract class Connection
 
     protected int MaxMessageBytes => Context.Engine.Options.MaxMessageBytes;
 
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when <see cref="RunAsync"/> has torn the connection down.</summary>
+    public Task Completion => _completed.Task;
+
     /// <summary>Runs the connection to its end; never throws.</summary>
     public async Task RunAsync()
+    {
+        try
+        {
+            await RunCoreAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _completed.TrySetResult();
+        }
+    }
+
+    private async Task RunCoreAsync()
     {
         var writer = WriteLoopAsync();
         bool peerClosed = false;
