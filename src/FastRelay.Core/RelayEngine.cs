@@ -119,6 +119,9 @@ public sealed class RelayEngine : IDisposable
         return total;
     }
 
+    /// <summary>Runs every shard's maintenance pass now (retention age, dedup expiry, forgetting idle topics).</summary>
+    public Task MaintainAsync() => Task.WhenAll(_shards.Select(s => s.InvokeAsync(() => s.Maintain(Environment.TickCount64))));
+
     /// <summary>Epoch, last seq and subscriber count of a topic (cold path).</summary>
     public async Task<(ulong Epoch, ulong Seq, int Subscribers)?> GetTopicPositionAsync(int tenant, string topic)
     {

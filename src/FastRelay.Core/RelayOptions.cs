@@ -1,3 +1,4 @@
+using FastRelay.Core.Engine;
 using FastRelay.Core.Tenancy;
 using FastRelay.Protocol;
 
@@ -30,6 +31,12 @@ public sealed class RelayOptions
     /// <summary>Name of this node, sent in WELCOME.</summary>
     public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
 
+    /// <summary>History kept per topic for replay on resume.</summary>
+    public RetentionOptions Retention { get; set; } = new();
+
+    /// <summary>Idempotent-publish window.</summary>
+    public DedupOptions Dedup { get; set; } = new();
+
     /// <summary>Tenants and their token secrets. Empty = one <c>default</c> tenant without tokens.</summary>
     public TenancyOptions Tenancy { get; set; } = new();
 
@@ -56,6 +63,8 @@ public sealed class RelayOptions
         Require(MaxSubscriptionsPerConnection >= 1, nameof(MaxSubscriptionsPerConnection), MaxSubscriptionsPerConnection, "must be at least 1");
         Require(BackoffRetryAfterMs >= 1, nameof(BackoffRetryAfterMs), BackoffRetryAfterMs, "must be at least 1");
         Require(!string.IsNullOrWhiteSpace(NodeName) && NodeName.Length <= ProtocolLimits.MaxIdBytes, nameof(NodeName), NodeName, "must be 1..128 characters");
+        Retention.Validate();
+        Dedup.Validate();
         Tenancy.Validate();
     }
 }

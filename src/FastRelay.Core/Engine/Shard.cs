@@ -13,6 +13,7 @@ namespace FastRelay.Core.Engine;
 internal sealed class Shard : IDisposable
 {
     private const int SpinsBeforePark = 64;
+    private const int MaintenanceIntervalMs = 1000;
 
     private readonly RelayEngine _engine;
     private readonly MpscRing<ShardCommand> _inbox;
@@ -25,6 +26,11 @@ internal sealed class Shard : IDisposable
     private ulong _lastEpoch;
     private long _published;
     private long _delivered;
+    private long _duplicates;
+    private long _replayed;
+    private long _nextMaintenanceMs;
+    private readonly DedupTable _dedup;
+    private readonly RetentionOptions _retention;
 
     public Shard(RelayEngine engine, int index, int inboxCapacity)
     {
@@ -32,6 +38,8 @@ internal sealed class Shard : IDisposable
         Index = index;
         _inbox = new MpscRing<ShardCommand>(inboxCapacity);
         _lookup = _topics.GetAlternateLookup<TopicRef>();
+        _retention = engine.Options.Retention;
+        _dedup = new DedupTable(engine.Options.Dedup.MaxEntriesPerShard, (long)engine.Options.Dedup.Window.TotalMilliseconds);
         _thread = new Thread(Run) { IsBackground = true, Name = $"fastrelay-shard-{index}" };
     }
 
@@ -42,6 +50,10 @@ internal sealed class Shard : IDisposable
     public long Published => Volatile.Read(ref _published);
 
     public long Delivered => Volatile.Read(ref _delivered);
+
+    public long Duplicates => Volatile.Read(ref _duplicates);
+
+    public long Replayed => Volatile.Read(ref _replayed);
 
     /// <summary>Bytes allocated by this shard's thread so far (read by tests and metrics via <see cref="Invoke"/>).</summary>
     public long AllocatedBytes => GC.GetAllocatedBytesForCurrentThread();
@@ -109,6 +121,13 @@ internal sealed class Shard : IDisposable
     {
         while (!_stopping)
         {
+            long now = Environment.TickCount64;
+            if (now >= _nextMaintenanceMs)
+            {
+                Maintain(now);
+                _nextMaintenanceMs = now + MaintenanceIntervalMs;
+            }
+
             int processed = 0;
             while (_inbox.TryDequeue(out var command))
             {
@@ -125,6 +144,11 @@ internal sealed class Shard : IDisposable
             }
 
             Idle();
+        }
+
+        foreach (var stream in _topics.Values)
+        {
+            stream.Retention.Clear();
         }
 
         // Release what is still queued so pooled frames go back.
@@ -158,7 +182,11 @@ internal sealed class Shard : IDisposable
             return;
         }
 
-        _wake.Wait();
+        // Bounded wait: a quiet shard still wakes for retention and dedup expiry.
+        if (!_wake.Wait(MaintenanceIntervalMs))
+        {
+            Interlocked.Exchange(ref _parked, 0);
+        }
     }
 
     private void Process(ref ShardCommand command)
@@ -185,9 +213,28 @@ internal sealed class Shard : IDisposable
     {
         var frame = command.Frame!;
         var session = command.Session;
+        if (command.HasDedupKey && _dedup.TryGet(command.DedupKey, out ulong firstEpoch, out ulong firstSeq))
+        {
+            // Seen within the window: same answer as the first time, no second delivery.
+            _duplicates++;
+            if (command.RequestId != 0)
+            {
+                session.SendAck(command.RequestId, firstEpoch, firstSeq, EventFlags.Duplicate);
+            }
+
+            frame.Release();
+            return;
+        }
+
         var stream = GetOrCreate(new TopicRef(session.Tenant!.Id, frame.Topic, command.Hash));
         ulong seq = stream.Next();
         frame.StampSequence(stream.Epoch, seq);
+        long now = Environment.TickCount64;
+        stream.Retention.Append(frame, now);
+        if (command.HasDedupKey)
+        {
+            _dedup.Add(command.DedupKey, stream.Epoch, seq, now);
+        }
 
         var subscribers = stream.Subscribers;
         if (subscribers.Length > 0)
@@ -216,9 +263,65 @@ internal sealed class Shard : IDisposable
     private void Subscribe(ref ShardCommand command)
     {
         var key = command.Topic!;
+        var session = command.Session;
         var stream = GetOrCreate(new TopicRef(key.Tenant, key.Utf8, key.Hash));
-        stream.AddSubscriber(command.Session);
-        command.Session.SendSubscribed(command.RequestId, key, stream.Epoch, stream.Seq);
+        if (!command.Resume)
+        {
+            session.SendSubscribed(FrameType.Ack, command.RequestId, key, stream.Epoch, stream.Seq);
+        }
+        else if (CanRecover(stream, command.SinceEpoch, command.SinceSeq))
+        {
+            // Reply, then the missed events, then live ones: all from this thread, so there is no gap and no
+            // duplicate at the seam whatever is being published meanwhile.
+            session.SendSubscribed(FrameType.Recovered, command.RequestId, key, stream.Epoch, stream.Seq);
+            int replayed = stream.Retention.ForEachAfter(command.SinceSeq, session, static (frame, s) =>
+            {
+                frame.AddRef();
+                if (s.Outbox.Enqueue(frame) == EnqueueResult.Overflow)
+                {
+                    s.CloseAsSlowConsumer();
+                    return false;
+                }
+
+                return true;
+            });
+            _replayed += replayed;
+        }
+        else
+        {
+            session.SendSubscribed(FrameType.NotRecovered, command.RequestId, key, stream.Epoch, stream.Seq);
+        }
+
+        stream.AddSubscriber(session);
+    }
+
+    /// <summary>
+    /// Recoverable when the epoch is the topic's and every event after <paramref name="seq"/> is still retained.
+    /// </summary>
+    private static bool CanRecover(TopicStream stream, ulong epoch, ulong seq)
+    {
+        if (epoch != stream.Epoch || seq > stream.Seq)
+        {
+            return false;
+        }
+
+        return seq == stream.Seq || (stream.Retention.Count > 0 && stream.Retention.FirstSeq <= seq + 1);
+    }
+
+    /// <summary>Ages out retention and dedup entries; forgets topics with no subscribers and no history (new epoch if they return).</summary>
+    internal void Maintain(long nowMs)
+    {
+        _dedup.Expire(nowMs);
+        foreach (var (key, stream) in _topics)
+        {
+            stream.Retention.Trim(nowMs);
+            if (stream.SubscriberCount == 0 && stream.Retention.Count == 0)
+            {
+                _topics.Remove(key);
+            }
+        }
+
+        Volatile.Write(ref _topicCount, _topics.Count);
     }
 
     private void Unsubscribe(ref ShardCommand command)
@@ -250,7 +353,8 @@ internal sealed class Shard : IDisposable
     private TopicStream Create(TopicRef topic)
     {
         var key = new TopicKey(topic.Tenant, topic.Name, topic.Hash);
-        var stream = new TopicStream(key, NextEpoch());
+        var (maxEvents, maxAgeMs) = _retention.Resolve(topic.Name);
+        var stream = new TopicStream(key, NextEpoch(), new RetentionRing(maxEvents, maxAgeMs));
         _topics.Add(key, stream);
         Volatile.Write(ref _topicCount, _topics.Count);
         return stream;

@@ -25,4 +25,11 @@ internal struct ShardCommand
     public ulong Hash;
     public ulong RequestId;
     public Action? Action;
+    /// <summary>Publish: 128-bit hash of (tenant, topic, client_id, message_id) when message_id was given.</summary>
+    public UInt128 DedupKey;
+    public bool HasDedupKey;
+    /// <summary>Subscribe: resume after (SinceEpoch, SinceSeq).</summary>
+    public bool Resume;
+    public ulong SinceEpoch;
+    public ulong SinceSeq;
 }

@@ -10,11 +10,15 @@ internal sealed class TopicStream
     private Session[] _subscribers = [];
     private int _count;
 
-    public TopicStream(TopicKey key, ulong epoch)
+    public TopicStream(TopicKey key, ulong epoch, RetentionRing retention)
     {
         Key = key;
         Epoch = epoch;
+        Retention = retention;
     }
+
+    /// <summary>Recent events for replay (bounded by count and age).</summary>
+    public RetentionRing Retention { get; }
 
     public TopicKey Key { get; }
 

@@ -187,6 +187,11 @@ public sealed class Session
 
         ulong hash = TopicHash.Compute(Tenant!.Id, pub.Topic.Span);
         var command = new ShardCommand { Kind = ShardCommandKind.Publish, Session = this, Frame = frame, Hash = hash, RequestId = pub.RequestId };
+        if (pub.Has(FieldMask.MessageId))
+        {
+            command.DedupKey = DedupKeyOf(Tenant.Id, pub.Topic.Span, _clientIdUtf8, pub.MessageId.Span);
+            command.HasDedupKey = true;
+        }
         if (!_engine.ShardFor(hash).TryPost(in command))
         {
             frame.Release();
@@ -202,6 +207,26 @@ public sealed class Session
 
             SendControl(backoff);
         }
+    }
+
+    /// <summary>128-bit identity of a publish for idempotency: tenant, topic, publisher and message id.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static UInt128 DedupKeyOf(int tenant, ReadOnlySpan<byte> topic, ReadOnlySpan<byte> clientId, ReadOnlySpan<byte> messageId)
+    {
+        // Lengths are bounded by the codec (256 + 128 + 128), so the key material fits on the stack.
+        Span<byte> material = stackalloc byte[4 + 3 + ProtocolLimits.MaxTopicBytes + (2 * ProtocolLimits.MaxIdBytes)];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(material, tenant);
+        int n = 4;
+        material[n++] = (byte)topic.Length;
+        topic.CopyTo(material[n..]);
+        n += topic.Length;
+        material[n++] = (byte)clientId.Length;
+        clientId.CopyTo(material[n..]);
+        n += clientId.Length;
+        material[n++] = (byte)messageId.Length;
+        messageId.CopyTo(material[n..]);
+        n += messageId.Length;
+        return System.IO.Hashing.XxHash128.HashToUInt128(material[..n]);
     }
 
     private void OnSubscribe(in Envelope sub)
@@ -224,9 +249,26 @@ public sealed class Session
             return;
         }
 
+        bool resume = sub.Has(FieldMask.Seq);
+        if (resume && !sub.Has(FieldMask.Epoch))
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "resuming needs both field 3 (epoch) and field 4 (seq)");
+            return;
+        }
+
         var key = TopicKey.Create(Tenant!.Id, sub.Topic.Span);
         _subscriptions.Add(name, key);
-        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Subscribe, Session = this, Topic = key, Hash = key.Hash, RequestId = sub.RequestId });
+        _engine.ShardFor(key.Hash).Post(new ShardCommand
+        {
+            Kind = ShardCommandKind.Subscribe,
+            Session = this,
+            Topic = key,
+            Hash = key.Hash,
+            RequestId = sub.RequestId,
+            Resume = resume,
+            SinceEpoch = sub.Epoch,
+            SinceSeq = sub.Seq,
+        });
     }
 
     private void OnUnsubscribe(in Envelope unsub)
@@ -373,10 +415,10 @@ public sealed class Session
         SendControl(in ack);
     }
 
-    /// <summary>ACK for a subscribe (shard thread): the topic's current epoch and last seq.</summary>
-    internal void SendSubscribed(ulong requestId, TopicKey topic, ulong epoch, ulong seq)
+    /// <summary>Reply to a subscribe (shard thread): ACK, RECOVERED or NOT_RECOVERED with the topic's epoch and last seq.</summary>
+    internal void SendSubscribed(FrameType type, ulong requestId, TopicKey topic, ulong epoch, ulong seq)
     {
-        var ack = new Envelope(FrameType.Ack).WithTopic(topic.Utf8).WithEpoch(epoch).WithSeq(seq);
+        var ack = new Envelope(type).WithTopic(topic.Utf8).WithEpoch(epoch).WithSeq(seq);
         if (requestId != 0)
         {
             ack = ack.WithRequestId(requestId);

@@ -1,0 +1,85 @@
+using FastRelay.Core.Tenancy;
+
+namespace FastRelay.Core.Engine;
+
+/// <summary>How much history topics keep for replay: a default and per-pattern rules (first match wins).</summary>
+public sealed class RetentionOptions
+{
+    /// <summary>Events kept per topic (0 = no replay).</summary>
+    public int MaxEvents { get; set; } = 1024;
+
+    /// <summary>Age after which an event leaves the retention window.</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Overrides for topics matching a pattern, e.g. { Pattern = "ticks.>", MaxEvents = 0 }.</summary>
+    public List<RetentionRule> Rules { get; set; } = [];
+
+    internal (int MaxEvents, long MaxAgeMs) Resolve(ReadOnlySpan<byte> topic)
+    {
+        foreach (var rule in Rules)
+        {
+            if (rule.Compiled!.Matches(topic))
+            {
+                return (rule.MaxEvents ?? MaxEvents, (long)(rule.MaxAge ?? MaxAge).TotalMilliseconds);
+            }
+        }
+
+        return (MaxEvents, (long)MaxAge.TotalMilliseconds);
+    }
+
+    public void Validate()
+    {
+        if (MaxEvents is < 0 or > 1_000_000)
+        {
+            throw new ArgumentException($"Retention:MaxEvents = {MaxEvents} is invalid: must be 0..1000000.");
+        }
+
+        if (MaxAge <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"Retention:MaxAge = {MaxAge} is invalid: must be positive.");
+        }
+
+        foreach (var rule in Rules)
+        {
+            if (!TopicPattern.TryParse(rule.Pattern, out var compiled, out var error))
+            {
+                throw new ArgumentException($"Retention rule pattern '{rule.Pattern}' is invalid: {error}.");
+            }
+
+            if (rule.MaxEvents is < 0 or > 1_000_000 || rule.MaxAge <= TimeSpan.Zero)
+            {
+                throw new ArgumentException($"Retention rule '{rule.Pattern}': MaxEvents must be 0..1000000 and MaxAge positive.");
+            }
+
+            rule.Compiled = compiled;
+        }
+    }
+}
+
+/// <summary>Retention for topics matching <see cref="Pattern"/>; unset values fall back to the defaults.</summary>
+public sealed class RetentionRule
+{
+    public string Pattern { get; set; } = "";
+
+    public int? MaxEvents { get; set; }
+
+    public TimeSpan? MaxAge { get; set; }
+
+    internal TopicPattern? Compiled { get; set; }
+}
+
+/// <summary>Idempotent publish: how long (client_id, message_id) is remembered, and how many per shard.</summary>
+public sealed class DedupOptions
+{
+    public TimeSpan Window { get; set; } = TimeSpan.FromMinutes(2);
+
+    public int MaxEntriesPerShard { get; set; } = 262_144;
+
+    public void Validate()
+    {
+        if (Window < TimeSpan.Zero || MaxEntriesPerShard < 0)
+        {
+            throw new ArgumentException("Dedup:Window must be ≥ 0 and Dedup:MaxEntriesPerShard ≥ 0.");
+        }
+    }
+}
