@@ -104,6 +104,16 @@ public sealed class RelayEngine : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal Shard ShardFor(ulong hash) => _shards[(int)(hash % (ulong)_shards.Length)];
 
+    /// <summary>Sends a pattern (un)subscription to every shard; the last to apply it replies.</summary>
+    internal void Broadcast(ShardCommandKind kind, PatternSubscription pattern, ulong requestId)
+    {
+        pattern.BeginBroadcast(kind == ShardCommandKind.SubscribePattern, _shards.Length);
+        foreach (var shard in _shards)
+        {
+            shard.Post(new ShardCommand { Kind = kind, Session = pattern.Session, Pattern = pattern, RequestId = requestId });
+        }
+    }
+
     /// <summary>The index of the shard owning (tenant, topic).</summary>
     public int ShardIndexOf(int tenant, ReadOnlySpan<byte> topicUtf8) => ShardFor(TopicHash.Compute(tenant, topicUtf8)).Index;
 

@@ -30,6 +30,8 @@ internal sealed class Shard : IDisposable
     private long _replayed;
     private long _nextMaintenanceMs;
     private readonly DedupTable _dedup;
+    private readonly List<PatternSubscription> _patterns = [];
+    private int _patternVersion;
     private readonly RetentionOptions _retention;
 
     public Shard(RelayEngine engine, int index, int inboxCapacity)
@@ -205,6 +207,24 @@ internal sealed class Shard : IDisposable
             case ShardCommandKind.Invoke:
                 command.Action!();
                 break;
+            case ShardCommandKind.SubscribePattern:
+                _patterns.Add(command.Pattern!);
+                _patternVersion++;
+                if (command.Pattern!.ShardDone(subscribe: true))
+                {
+                    command.Session.SendPatternAck(command.RequestId, command.Pattern.Pattern);
+                }
+
+                break;
+            case ShardCommandKind.UnsubscribePattern:
+                _patterns.Remove(command.Pattern!);
+                _patternVersion++;
+                if (command.Pattern!.ShardDone(subscribe: false) && command.RequestId != 0)
+                {
+                    command.Session.SendAck(command.RequestId, 0, 0, EventFlags.None);
+                }
+
+                break;
         }
     }
 
@@ -237,18 +257,14 @@ internal sealed class Shard : IDisposable
         }
 
         var subscribers = stream.Subscribers;
-        if (subscribers.Length > 0)
+        var viaPatterns = PatternRecipientsOf(stream);
+        int recipients = subscribers.Length + viaPatterns.Length;
+        if (recipients > 0)
         {
-            frame.AddRefs(subscribers.Length);
-            foreach (var subscriber in subscribers)
-            {
-                if (subscriber.Outbox.Enqueue(frame) == EnqueueResult.Overflow)
-                {
-                    subscriber.CloseAsSlowConsumer();
-                }
-            }
-
-            _delivered += subscribers.Length;
+            frame.AddRefs(recipients);
+            Deliver(frame, subscribers);
+            Deliver(frame, viaPatterns);
+            _delivered += recipients;
         }
 
         _published++;
@@ -258,6 +274,47 @@ internal sealed class Shard : IDisposable
         }
 
         frame.Release();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Deliver(Frame frame, ReadOnlySpan<Session> recipients)
+    {
+        foreach (var subscriber in recipients)
+        {
+            if (subscriber.Outbox.Enqueue(frame) == EnqueueResult.Overflow)
+            {
+                subscriber.CloseAsSlowConsumer();
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Session[] PatternRecipientsOf(TopicStream stream)
+    {
+        if (_patterns.Count == 0)
+        {
+            return [];
+        }
+
+        return stream.PatternVersion == _patternVersion ? stream.PatternRecipients : ComputePatternRecipients(stream);
+    }
+
+    /// <summary>Cold: after a pattern or subscriber change. Each session once, and not if it subscribed directly.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Session[] ComputePatternRecipients(TopicStream stream)
+    {
+        List<Session>? recipients = null;
+        foreach (var pattern in _patterns)
+        {
+            if (pattern.Matches(stream.Key) && !stream.HasSubscriber(pattern.Session) && !(recipients?.Contains(pattern.Session) ?? false))
+            {
+                (recipients ??= []).Add(pattern.Session);
+            }
+        }
+
+        var result = recipients?.ToArray() ?? [];
+        stream.SetPatternRecipients(result, _patternVersion);
+        return result;
     }
 
     private void Subscribe(ref ShardCommand command)

@@ -13,6 +13,10 @@ internal enum ShardCommandKind : byte
     Unsubscribe,
     /// <summary>Runs Action on the shard thread (cold paths, tests).</summary>
     Invoke,
+    /// <summary>Pattern = a wildcard subscription to index on this shard.</summary>
+    SubscribePattern,
+    /// <summary>Pattern = a wildcard subscription to drop; RequestId 0 = silent.</summary>
+    UnsubscribePattern,
 }
 
 /// <summary>One hand-off from a connection to a shard, carried by value through the inbox ring.</summary>
@@ -25,6 +29,7 @@ internal struct ShardCommand
     public ulong Hash;
     public ulong RequestId;
     public Action? Action;
+    public PatternSubscription? Pattern;
     /// <summary>Publish: 128-bit hash of (tenant, topic, client_id, message_id) when message_id was given.</summary>
     public UInt128 DedupKey;
     public bool HasDedupKey;

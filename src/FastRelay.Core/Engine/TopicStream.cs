@@ -32,6 +32,31 @@ internal sealed class TopicStream
 
     public ReadOnlySpan<Session> Subscribers => new(_subscribers, 0, _count);
 
+    /// <summary>Sessions reached through wildcard subscriptions (not also direct subscribers), each once.</summary>
+    public Session[] PatternRecipients { get; private set; } = [];
+
+    /// <summary>The shard's pattern version <see cref="PatternRecipients"/> was computed for; -1 = stale.</summary>
+    public int PatternVersion { get; set; } = -1;
+
+    public void SetPatternRecipients(Session[] recipients, int version)
+    {
+        PatternRecipients = recipients;
+        PatternVersion = version;
+    }
+
+    public bool HasSubscriber(Session session)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            if (ReferenceEquals(_subscribers[i], session))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public ulong Next() => ++Seq;
 
     public bool AddSubscriber(Session session)
@@ -50,6 +75,7 @@ internal sealed class TopicStream
         }
 
         _subscribers[_count++] = session;
+        PatternVersion = -1;
         return true;
     }
 
@@ -62,6 +88,7 @@ internal sealed class TopicStream
                 // Swap-remove: delivery order across subscribers is not part of any guarantee.
                 _subscribers[i] = _subscribers[--_count];
                 _subscribers[_count] = null!;
+                PatternVersion = -1;
                 return true;
             }
         }

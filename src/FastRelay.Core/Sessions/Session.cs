@@ -26,6 +26,7 @@ public sealed class Session
 
     private readonly RelayEngine _engine;
     private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
+    private Dictionary<string, PatternSubscription>? _patternSubscriptions;
     private readonly object _closeLock = new();
     private SessionClose? _close;
     private volatile SessionState _state;
@@ -57,7 +58,7 @@ public sealed class Session
     /// <summary>Set once when the session starts closing.</summary>
     public SessionClose? CloseReason => Volatile.Read(ref _close);
 
-    public int SubscriptionCount => _subscriptions.Count;
+    public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0);
 
     private byte[] _clientIdUtf8 = [];
     private TopicPatternSet? _publishAllowed;
@@ -231,6 +232,12 @@ public sealed class Session
 
     private void OnSubscribe(in Envelope sub)
     {
+        if (sub.Has(FieldMask.Topic) && IsPattern(sub.Topic.Span))
+        {
+            OnSubscribePattern(in sub);
+            return;
+        }
+
         if (!CheckTopic(in sub, _subscribeAllowed, "subscribe"))
         {
             return;
@@ -243,7 +250,7 @@ public sealed class Session
             return;
         }
 
-        if (_subscriptions.Count >= _engine.Options.MaxSubscriptionsPerConnection)
+        if (SubscriptionCount >= _engine.Options.MaxSubscriptionsPerConnection)
         {
             SendError(sub.RequestId, ErrorCode.LimitExceeded, $"subscription limit of {_engine.Options.MaxSubscriptionsPerConnection} per connection reached");
             return;
@@ -271,6 +278,49 @@ public sealed class Session
         });
     }
 
+    private static bool IsPattern(ReadOnlySpan<byte> topic) =>
+        topic.IndexOfAny(TopicName.SingleWildcard, TopicName.TailWildcard) >= 0;
+
+    /// <summary>A wildcard subscription: indexed on every shard; the last one to register it replies.</summary>
+    private void OnSubscribePattern(in Envelope sub)
+    {
+        string text = sub.TopicString;
+        if (!TopicPattern.TryParse(text, out var pattern, out string? why))
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, $"invalid topic pattern: {why}");
+            return;
+        }
+
+        if (sub.Has(FieldMask.Seq))
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "resume (epoch/seq) applies to one topic; a pattern subscription cannot resume");
+            return;
+        }
+
+        if (_subscribeAllowed is not null && !_subscribeAllowed.AllowsPattern(pattern))
+        {
+            SendError(sub.RequestId, ErrorCode.Forbidden, $"not allowed to subscribe to '{text}'");
+            return;
+        }
+
+        _patternSubscriptions ??= new(StringComparer.Ordinal);
+        if (_patternSubscriptions.ContainsKey(text))
+        {
+            SendError(sub.RequestId, ErrorCode.LimitExceeded, $"already subscribed to '{text}'");
+            return;
+        }
+
+        if (SubscriptionCount >= _engine.Options.MaxSubscriptionsPerConnection)
+        {
+            SendError(sub.RequestId, ErrorCode.LimitExceeded, $"subscription limit of {_engine.Options.MaxSubscriptionsPerConnection} per connection reached");
+            return;
+        }
+
+        var subscription = new PatternSubscription(this, Tenant!.Id, pattern);
+        _patternSubscriptions.Add(text, subscription);
+        _engine.Broadcast(ShardCommandKind.SubscribePattern, subscription, sub.RequestId);
+    }
+
     private void OnUnsubscribe(in Envelope unsub)
     {
         if (!unsub.Has(FieldMask.Topic))
@@ -280,6 +330,12 @@ public sealed class Session
         }
 
         string name = unsub.TopicString;
+        if (_patternSubscriptions is not null && _patternSubscriptions.Remove(name, out var pattern))
+        {
+            _engine.Broadcast(ShardCommandKind.UnsubscribePattern, pattern, unsub.RequestId == 0 ? ulong.MaxValue : unsub.RequestId);
+            return;
+        }
+
         if (!_subscriptions.Remove(name, out var key))
         {
             SendError(unsub.RequestId, ErrorCode.NotFound, $"not subscribed to '{name}'");
@@ -325,6 +381,16 @@ public sealed class Session
         }
 
         _subscriptions.Clear();
+        if (_patternSubscriptions is not null)
+        {
+            foreach (var pattern in _patternSubscriptions.Values)
+            {
+                _engine.Broadcast(ShardCommandKind.UnsubscribePattern, pattern, 0);
+            }
+
+            _patternSubscriptions.Clear();
+        }
+
         Outbox.DiscardAll();
         if (wasOpen)
         {
@@ -410,6 +476,18 @@ public sealed class Session
         {
             ack.Flags = flags;
             ack.Present |= FieldMask.Flags;
+        }
+
+        SendControl(in ack);
+    }
+
+    /// <summary>ACK for a pattern subscription (the last shard's thread): the pattern, no position.</summary>
+    internal void SendPatternAck(ulong requestId, TopicPattern pattern)
+    {
+        var ack = new Envelope(FrameType.Ack).WithTopic(pattern.Utf8.ToArray());
+        if (requestId != 0)
+        {
+            ack = ack.WithRequestId(requestId);
         }
 
         SendControl(in ack);
