@@ -156,9 +156,32 @@ public sealed class RelayEngine : IDisposable
     {
         Interlocked.Increment(ref _sessionsOpen);
         Interlocked.Increment(ref _sessionsTotal);
+        PublishSystem(session.Tenant!, SystemTopics.Connections, SystemTopics.LifecyclePayload(session, connected: true, reason: null));
     }
 
-    internal void OnSessionClosed(Session session) => Interlocked.Decrement(ref _sessionsOpen);
+    internal void OnSessionClosed(Session session, string? reason)
+    {
+        Interlocked.Decrement(ref _sessionsOpen);
+        PublishSystem(session.Tenant!, SystemTopics.Connections, SystemTopics.LifecyclePayload(session, connected: false, reason ?? "closed"));
+    }
+
+    private static readonly byte[] s_serverClientId = "$server"u8.ToArray();
+
+    /// <summary>Publishes a server-originated event (lifecycle) into a tenant's namespace; never dropped for a full inbox.</summary>
+    public void PublishSystem(TenantContext tenant, string topic, byte[] payload)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var topicUtf8 = Encoding.UTF8.GetBytes(topic);
+        var frame = Frames.Rent();
+        var pub = new Envelope(FrameType.Pub).WithTopic(topicUtf8).WithClientId(s_serverClientId).WithPayload(payload);
+        EnvelopeCodec.EncodeEventTemplate(frame, in pub, NowMicros());
+        ulong hash = TopicHash.Compute(tenant.Id, topicUtf8);
+        ShardFor(hash).Post(new ShardCommand { Kind = ShardCommandKind.Publish, Session = null!, Frame = frame, Hash = hash, Tenant = tenant.Id });
+    }
 
     internal void CountBackoff() => Interlocked.Increment(ref _backoffs);
 

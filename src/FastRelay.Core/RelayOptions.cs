@@ -34,6 +34,9 @@ public sealed class RelayOptions
     /// <summary>History kept per topic for replay on resume.</summary>
     public RetentionOptions Retention { get; set; } = new();
 
+    /// <summary>Topics that announce joins and leaves.</summary>
+    public PresenceOptions Presence { get; set; } = new();
+
     /// <summary>Idempotent-publish window.</summary>
     public DedupOptions Dedup { get; set; } = new();
 
@@ -65,6 +68,7 @@ public sealed class RelayOptions
         Require(!string.IsNullOrWhiteSpace(NodeName) && NodeName.Length <= ProtocolLimits.MaxIdBytes, nameof(NodeName), NodeName, "must be 1..128 characters");
         Retention.Validate();
         Dedup.Validate();
+        Presence.Validate();
         Tenancy.Validate();
     }
 }

@@ -15,4 +15,8 @@ public enum EventFlags : uint
     Duplicate = 1 << 3,
     /// <summary>The output is degraded (fallback or timeout).</summary>
     Degraded = 1 << 4,
+    /// <summary>On PRESENCE: a client joined the topic.</summary>
+    Join = 1 << 5,
+    /// <summary>On PRESENCE: a client left the topic (unsubscribed or disconnected).</summary>
+    Leave = 1 << 6,
 }

@@ -216,6 +216,14 @@ internal sealed class Shard : IDisposable
                 }
 
                 break;
+            case ShardCommandKind.PresenceQuery:
+                {
+                    var key = command.Topic!;
+                    _lookup.TryGetValue(new TopicRef(key.Tenant, key.Utf8, key.Hash), out var stream);
+                    command.Session.SendPresenceList(command.RequestId, key, stream);
+                    break;
+                }
+
             case ShardCommandKind.UnsubscribePattern:
                 _patterns.Remove(command.Pattern!);
                 _patternVersion++;
@@ -246,7 +254,7 @@ internal sealed class Shard : IDisposable
             return;
         }
 
-        var stream = GetOrCreate(new TopicRef(session.Tenant!.Id, frame.Topic, command.Hash));
+        var stream = GetOrCreate(new TopicRef(command.Tenant, frame.Topic, command.Hash));
         ulong seq = stream.Next();
         frame.StampSequence(stream.Epoch, seq);
         long now = Environment.TickCount64;
@@ -349,7 +357,31 @@ internal sealed class Shard : IDisposable
             session.SendSubscribed(FrameType.NotRecovered, command.RequestId, key, stream.Epoch, stream.Seq);
         }
 
-        stream.AddSubscriber(session);
+        if (stream.AddSubscriber(session, command.Info) && stream.AnnouncesPresence)
+        {
+            Announce(stream, session, EventFlags.Join, command.Info);
+        }
+    }
+
+    /// <summary>PRESENCE join/leave to every subscriber of the topic (the joiner included).</summary>
+    private void Announce(TopicStream stream, Session who, EventFlags change, byte[]? info)
+    {
+        var frame = _engine.Frames.Rent();
+        var presence = new Envelope(FrameType.Presence).WithTopic(stream.Key.Utf8).WithClientId(who.ClientIdUtf8).WithFlags(change);
+        if (info is not null)
+        {
+            presence = presence.WithPayload(info);
+        }
+
+        EnvelopeCodec.Encode(frame, in presence);
+        var subscribers = stream.Subscribers;
+        if (subscribers.Length > 0)
+        {
+            frame.AddRefs(subscribers.Length);
+            Deliver(frame, subscribers);
+        }
+
+        frame.Release();
     }
 
     /// <summary>
@@ -384,9 +416,11 @@ internal sealed class Shard : IDisposable
     private void Unsubscribe(ref ShardCommand command)
     {
         var key = command.Topic!;
-        if (_lookup.TryGetValue(new TopicRef(key.Tenant, key.Utf8, key.Hash), out var stream))
+        if (_lookup.TryGetValue(new TopicRef(key.Tenant, key.Utf8, key.Hash), out var stream)
+            && stream.RemoveSubscriber(command.Session, out var info)
+            && stream.AnnouncesPresence)
         {
-            stream.RemoveSubscriber(command.Session);
+            Announce(stream, command.Session, EventFlags.Leave, info);
         }
 
         if (command.RequestId != 0)
@@ -411,7 +445,7 @@ internal sealed class Shard : IDisposable
     {
         var key = new TopicKey(topic.Tenant, topic.Name, topic.Hash);
         var (maxEvents, maxAgeMs) = _retention.Resolve(topic.Name);
-        var stream = new TopicStream(key, NextEpoch(), new RetentionRing(maxEvents, maxAgeMs));
+        var stream = new TopicStream(key, NextEpoch(), new RetentionRing(maxEvents, maxAgeMs), _engine.Options.Presence.AnnouncesJoins(topic.Name));
         _topics.Add(key, stream);
         Volatile.Write(ref _topicCount, _topics.Count);
         return stream;

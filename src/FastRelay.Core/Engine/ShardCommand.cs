@@ -17,6 +17,8 @@ internal enum ShardCommandKind : byte
     SubscribePattern,
     /// <summary>Pattern = a wildcard subscription to drop; RequestId 0 = silent.</summary>
     UnsubscribePattern,
+    /// <summary>Reply with the topic's presence list.</summary>
+    PresenceQuery,
 }
 
 /// <summary>One hand-off from a connection to a shard, carried by value through the inbox ring.</summary>
@@ -30,6 +32,10 @@ internal struct ShardCommand
     public ulong RequestId;
     public Action? Action;
     public PatternSubscription? Pattern;
+    /// <summary>Publish: the tenant namespace (Session may be null for server-originated events).</summary>
+    public int Tenant;
+    /// <summary>Subscribe: presence info supplied by the client.</summary>
+    public byte[]? Info;
     /// <summary>Publish: 128-bit hash of (tenant, topic, client_id, message_id) when message_id was given.</summary>
     public UInt128 DedupKey;
     public bool HasDedupKey;

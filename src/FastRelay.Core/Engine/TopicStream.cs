@@ -8,14 +8,22 @@ namespace FastRelay.Core.Engine;
 internal sealed class TopicStream
 {
     private Session[] _subscribers = [];
+    private byte[]?[] _infos = [];
     private int _count;
 
-    public TopicStream(TopicKey key, ulong epoch, RetentionRing retention)
+    public TopicStream(TopicKey key, ulong epoch, RetentionRing retention, bool announcesPresence)
     {
         Key = key;
         Epoch = epoch;
         Retention = retention;
+        AnnouncesPresence = announcesPresence;
     }
+
+    /// <summary>Subscribers receive PRESENCE join/leave frames.</summary>
+    public bool AnnouncesPresence { get; }
+
+    /// <summary>Presence info a subscriber attached to its SUB (index matches <see cref="Subscribers"/>).</summary>
+    public ReadOnlySpan<byte[]?> Infos => new(_infos, 0, _count);
 
     /// <summary>Recent events for replay (bounded by count and age).</summary>
     public RetentionRing Retention { get; }
@@ -59,7 +67,7 @@ internal sealed class TopicStream
 
     public ulong Next() => ++Seq;
 
-    public bool AddSubscriber(Session session)
+    public bool AddSubscriber(Session session, byte[]? info = null)
     {
         for (int i = 0; i < _count; i++)
         {
@@ -72,22 +80,30 @@ internal sealed class TopicStream
         if (_count == _subscribers.Length)
         {
             Array.Resize(ref _subscribers, Math.Max(4, _count * 2));
+            Array.Resize(ref _infos, _subscribers.Length);
         }
 
+        _infos[_count] = info;
         _subscribers[_count++] = session;
         PatternVersion = -1;
         return true;
     }
 
-    public bool RemoveSubscriber(Session session)
+    public bool RemoveSubscriber(Session session) => RemoveSubscriber(session, out _);
+
+    public bool RemoveSubscriber(Session session, out byte[]? info)
     {
+        info = null;
         for (int i = 0; i < _count; i++)
         {
             if (ReferenceEquals(_subscribers[i], session))
             {
                 // Swap-remove: delivery order across subscribers is not part of any guarantee.
+                info = _infos[i];
                 _subscribers[i] = _subscribers[--_count];
+                _infos[i] = _infos[_count];
                 _subscribers[_count] = null!;
+                _infos[_count] = null;
                 PatternVersion = -1;
                 return true;
             }

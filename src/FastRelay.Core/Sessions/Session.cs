@@ -61,6 +61,8 @@ public sealed class Session
     public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0);
 
     private byte[] _clientIdUtf8 = [];
+
+    internal byte[] ClientIdUtf8 => _clientIdUtf8;
     private TopicPatternSet? _publishAllowed;
     private TopicPatternSet? _subscribeAllowed;
 
@@ -103,6 +105,9 @@ public sealed class Session
                 break;
             case FrameType.Unsub:
                 OnUnsubscribe(in envelope);
+                break;
+            case FrameType.Presence:
+                OnPresenceQuery(in envelope);
                 break;
             case FrameType.Ping:
                 SendControl(new Envelope(FrameType.Pong) { RequestId = envelope.RequestId, Payload = envelope.Payload, Present = FieldMask.Type | (envelope.Present & (FieldMask.RequestId | FieldMask.Payload)) });
@@ -174,6 +179,12 @@ public sealed class Session
             return;
         }
 
+        if (SystemTopics.IsReserved(pub.Topic.Span))
+        {
+            SendError(pub.RequestId, ErrorCode.Forbidden, $"topics under '{SystemTopics.Prefix}' are reserved for the server");
+            return;
+        }
+
         if (!pub.Has(FieldMask.Payload))
         {
             SendError(pub.RequestId, ErrorCode.BadFrame, "PUB needs field 10 (payload)");
@@ -187,7 +198,7 @@ public sealed class Session
         EnvelopeCodec.EncodeEventTemplate(frame, in pubWithPublisher, _engine.NowMicros());
 
         ulong hash = TopicHash.Compute(Tenant!.Id, pub.Topic.Span);
-        var command = new ShardCommand { Kind = ShardCommandKind.Publish, Session = this, Frame = frame, Hash = hash, RequestId = pub.RequestId };
+        var command = new ShardCommand { Kind = ShardCommandKind.Publish, Session = this, Frame = frame, Hash = hash, RequestId = pub.RequestId, Tenant = Tenant.Id };
         if (pub.Has(FieldMask.MessageId))
         {
             command.DedupKey = DedupKeyOf(Tenant.Id, pub.Topic.Span, _clientIdUtf8, pub.MessageId.Span);
@@ -263,6 +274,18 @@ public sealed class Session
             return;
         }
 
+        byte[]? info = null;
+        if (sub.Has(FieldMask.Payload))
+        {
+            if (sub.Payload.Length > _engine.Options.Presence.MaxInfoBytes)
+            {
+                SendError(sub.RequestId, ErrorCode.TooLarge, $"presence info of {sub.Payload.Length} bytes exceeds the limit of {_engine.Options.Presence.MaxInfoBytes}");
+                return;
+            }
+
+            info = sub.Payload.ToArray();
+        }
+
         var key = TopicKey.Create(Tenant!.Id, sub.Topic.Span);
         _subscriptions.Add(name, key);
         _engine.ShardFor(key.Hash).Post(new ShardCommand
@@ -275,7 +298,57 @@ public sealed class Session
             Resume = resume,
             SinceEpoch = sub.Epoch,
             SinceSeq = sub.Seq,
+            Info = info,
         });
+    }
+
+    /// <summary>PRESENCE from a client asks for the topic's current subscribers.</summary>
+    private void OnPresenceQuery(in Envelope query)
+    {
+        if (!CheckTopic(in query, _subscribeAllowed, "see presence of"))
+        {
+            return;
+        }
+
+        var key = TopicKey.Create(Tenant!.Id, query.Topic.Span);
+        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.PresenceQuery, Session = this, Topic = key, Hash = key.Hash, RequestId = query.RequestId });
+    }
+
+    /// <summary>Reply to a presence query (shard thread): payload = MessagePack array of [client_id, info|nil].</summary>
+    internal void SendPresenceList(ulong requestId, TopicKey topic, TopicStream? stream)
+    {
+        var list = new System.Buffers.ArrayBufferWriter<byte>(256);
+        var w = new MessagePack.MessagePackWriter(list);
+        var subscribers = stream is null ? [] : stream.Subscribers;
+        var infos = stream is null ? [] : stream.Infos;
+        w.WriteArrayHeader(subscribers.Length);
+        for (int i = 0; i < subscribers.Length; i++)
+        {
+            w.WriteArrayHeader(2);
+            w.WriteString(subscribers[i].ClientIdUtf8);
+            if (infos[i] is { } info)
+            {
+                w.Write(info);
+            }
+            else
+            {
+                w.WriteNil();
+            }
+        }
+
+        w.Flush();
+        var reply = new Envelope(FrameType.Presence).WithTopic(topic.Utf8).WithPayload(list.WrittenMemory.ToArray());
+        if (stream is not null)
+        {
+            reply = reply.WithEpoch(stream.Epoch).WithSeq(stream.Seq);
+        }
+
+        if (requestId != 0)
+        {
+            reply = reply.WithRequestId(requestId);
+        }
+
+        SendControl(in reply);
     }
 
     private static bool IsPattern(ReadOnlySpan<byte> topic) =>
@@ -394,7 +467,7 @@ public sealed class Session
         Outbox.DiscardAll();
         if (wasOpen)
         {
-            _engine.OnSessionClosed(this);
+            _engine.OnSessionClosed(this, CloseReason?.Reason);
         }
     }
 

@@ -1,0 +1,144 @@
+using System.Buffers;
+using System.Text;
+using FastRelay.Core.Engine;
+using FastRelay.Protocol;
+using MessagePack;
+
+namespace FastRelay.Core.Tests.Engine;
+
+public sealed class PresenceTests : IDisposable
+{
+    private readonly RelayEngine _engine = new(new RelayOptions { Shards = 2, Presence = new PresenceOptions { Patterns = ["rooms.>"] } });
+
+    public void Dispose() => _engine.Dispose();
+
+    private async Task<InProcessClient> Connected(string clientId)
+    {
+        var c = new InProcessClient(_engine);
+        await c.HelloAsync(clientId: clientId);
+        return c;
+    }
+
+    private static Task<Received> Join(InProcessClient c, string topic, string info)
+    {
+        c.Send(new Envelope(FrameType.Sub).WithRequestId(c.NextRequestId()).WithTopic(topic).WithPayload(Encoding.UTF8.GetBytes(info)));
+        return c.ReceiveAsync();
+    }
+
+    private static async Task<List<(string ClientId, string? Info)>> ListAsync(InProcessClient c, string topic)
+    {
+        c.Send(new Envelope(FrameType.Presence).WithRequestId(c.NextRequestId()).WithTopic(topic));
+        var reply = await c.ReceiveAsync();
+        Assert.Equal(FrameType.Presence, reply.Type);
+        var reader = new MessagePackReader(reply.Payload);
+        int count = reader.ReadArrayHeader();
+        var list = new List<(string, string?)>();
+        for (int i = 0; i < count; i++)
+        {
+            Assert.Equal(2, reader.ReadArrayHeader());
+            string id = reader.ReadString()!;
+            var info = reader.ReadBytes();
+            list.Add((id, info is null ? null : Encoding.UTF8.GetString(info.Value.ToArray())));
+        }
+
+        return list.OrderBy(x => x.Item1).ToList();
+    }
+
+    [Fact]
+    public async Task Join_leave_and_list_follow_subscribe_unsubscribe_and_a_dropped_connection()
+    {
+        var alice = await Connected("alice");
+        var bob = await Connected("bob");
+        var carol = await Connected("carol");
+
+        Assert.Equal(FrameType.Ack, (await Join(alice, "rooms.lobby", "{\"name\":\"Alice\"}")).Type);
+        var aliceSeesHerself = await alice.ReceiveAsync();
+        Assert.Equal(FrameType.Presence, aliceSeesHerself.Type);
+        Assert.True(aliceSeesHerself.Flags.HasFlag(EventFlags.Join));
+
+        await Join(bob, "rooms.lobby", "{\"name\":\"Bob\"}");
+        var bobJoined = await alice.ReceiveAsync();
+        Assert.Equal(("bob", EventFlags.Join, "{\"name\":\"Bob\"}"), (bobJoined.ClientId, bobJoined.Flags, Encoding.UTF8.GetString(bobJoined.Payload)));
+        Assert.Equal(FrameType.Presence, (await bob.ReceiveAsync()).Type); // bob's own join
+
+        Assert.Equal([("alice", "{\"name\":\"Alice\"}"), ("bob", "{\"name\":\"Bob\"}")], await ListAsync(carol, "rooms.lobby"));
+
+        // Bob's socket drops without UNSUB: the others learn he left, and the list shrinks.
+        bob.Session.OnTransportClosed();
+        var left = await alice.ReceiveAsync();
+        Assert.Equal(FrameType.Presence, left.Type);
+        Assert.Equal("bob", left.ClientId);
+        Assert.True(left.Flags.HasFlag(EventFlags.Leave));
+        Assert.Equal([("alice", "{\"name\":\"Alice\"}")], await ListAsync(carol, "rooms.lobby"));
+
+        alice.Send(new Envelope(FrameType.Unsub).WithRequestId(99).WithTopic("rooms.lobby"));
+        Assert.Equal(FrameType.Ack, (await alice.ReceiveAsync()).Type);
+        Assert.Empty(await ListAsync(carol, "rooms.lobby"));
+    }
+
+    [Fact]
+    public async Task Topics_outside_the_presence_patterns_list_members_but_announce_nothing()
+    {
+        var a = await Connected("a");
+        await Join(a, "chat.quiet", "x");
+        var b = await Connected("b");
+        await Join(b, "chat.quiet", "y");
+
+        // No PRESENCE frame was queued for a: its next frame is the reply to its own query.
+        Assert.Equal([("a", "x"), ("b", "y")], await ListAsync(a, "chat.quiet"));
+    }
+
+    [Fact]
+    public async Task Lifecycle_events_on_the_system_topic_report_connects_and_disconnects_with_a_reason()
+    {
+        var ops = await Connected("operator");
+        await ops.SubscribeAsync(SystemTopics.Connections);
+        var worker = await Connected("worker-1");
+        var connected = await ops.ReceiveAsync();
+        Assert.Equal(SystemTopics.Connections, connected.Topic);
+        Assert.Equal("$server", connected.ClientId);
+        var map = ReadMap(connected.Payload);
+        Assert.Equal("connected", map["event"]);
+        Assert.Equal("worker-1", map["client_id"]);
+        Assert.Equal("test", map["transport"]);
+
+        worker.Session.OnTransportClosed();
+        var disconnected = ReadMap((await ops.ReceiveAsync()).Payload);
+        Assert.Equal("disconnected", disconnected["event"]);
+        Assert.Equal("worker-1", disconnected["client_id"]);
+        Assert.False(string.IsNullOrEmpty(disconnected["reason"]));
+    }
+
+    [Fact]
+    public async Task Clients_cannot_publish_to_system_topics()
+    {
+        var c = await Connected("mallory");
+        var error = await c.PublishAsync(SystemTopics.Connections, [1]);
+        Assert.Equal(FrameType.Error, error.Type);
+        Assert.Equal(ErrorCode.Forbidden, error.ErrorCode);
+        Assert.Contains("reserved", error.Reason);
+    }
+
+    [Fact]
+    public async Task Oversized_presence_info_is_refused()
+    {
+        var c = await Connected("big");
+        c.Send(new Envelope(FrameType.Sub).WithRequestId(3).WithTopic("rooms.big").WithPayload(new byte[2048]));
+        var error = await c.ReceiveAsync();
+        Assert.Equal(ErrorCode.TooLarge, error.ErrorCode);
+    }
+
+    private static Dictionary<string, string> ReadMap(byte[] payload)
+    {
+        var reader = new MessagePackReader(payload);
+        int n = reader.ReadMapHeader();
+        var map = new Dictionary<string, string>();
+        for (int i = 0; i < n; i++)
+        {
+            string key = reader.ReadString()!;
+            map[key] = reader.NextMessagePackType == MessagePackType.Integer ? reader.ReadInt64().ToString() : reader.ReadString()!;
+        }
+
+        return map;
+    }
+}
