@@ -73,6 +73,10 @@ internal sealed class Shard : IDisposable
             return false;
         }
 
+        // Dekker-style hand-shake with Idle(): the enqueue's publication (a plain release store) must not be
+        // reordered after the read of _parked, or the shard could park on a non-empty inbox. A full fence here
+        // pairs with the one in Idle() between writing _parked and re-checking the inbox.
+        Interlocked.MemoryBarrier();
         if (Volatile.Read(ref _parked) != 0 && Interlocked.Exchange(ref _parked, 0) != 0)
         {
             _wake.Release();
