@@ -255,9 +255,18 @@ public sealed class Session
         }
 
         string name = sub.TopicString;
-        if (_subscriptions.ContainsKey(name))
+        bool resume = sub.Has(FieldMask.Seq);
+        if (_subscriptions.TryGetValue(name, out var existing))
         {
-            SendError(sub.RequestId, ErrorCode.LimitExceeded, $"already subscribed to '{name}'");
+            if (resume)
+            {
+                SendError(sub.RequestId, ErrorCode.LimitExceeded, $"already subscribed to '{name}': resume applies to a new subscription");
+                return;
+            }
+
+            // A second subscription to the same topic on one connection (two consumers in one client) is
+            // acknowledged with the current position; the connection still receives each event once.
+            _engine.ShardFor(existing.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Subscribe, Session = this, Topic = existing, Hash = existing.Hash, RequestId = sub.RequestId });
             return;
         }
 
@@ -267,7 +276,6 @@ public sealed class Session
             return;
         }
 
-        bool resume = sub.Has(FieldMask.Seq);
         if (resume && !sub.Has(FieldMask.Epoch))
         {
             SendError(sub.RequestId, ErrorCode.BadFrame, "resuming needs both field 3 (epoch) and field 4 (seq)");

@@ -86,14 +86,18 @@ public sealed class EngineTests : IDisposable
     }
 
     [Fact]
-    public async Task Subscribing_twice_and_unsubscribing_unknown_topics_get_clear_errors()
+    public async Task Subscribing_twice_is_acknowledged_without_double_delivery_and_unknown_unsubscribes_get_404()
     {
         var c = new InProcessClient(_engine);
         await c.HelloAsync();
         await c.SubscribeAsync("a.b");
         var again = await c.SubscribeAsync("a.b");
-        Assert.Equal(FrameType.Error, again.Type);
-        Assert.Equal(ErrorCode.LimitExceeded, again.ErrorCode);
+        Assert.Equal(FrameType.Ack, again.Type);
+        Assert.Equal(1, c.Session.SubscriptionCount);
+        await c.PublishAsync("a.b", [1]); // this connection's EVENT, then its ACK
+        Assert.Equal(FrameType.Ack, (await c.ReceiveAsync()).Type);
+        c.Send(new Envelope(FrameType.Ping).WithRequestId(1000));
+        Assert.Equal(FrameType.Pong, (await c.ReceiveAsync()).Type); // exactly one EVENT was queued
 
         c.Send(new Envelope(FrameType.Unsub).WithRequestId(99).WithTopic("x.y"));
         var missing = await c.ReceiveAsync();

@@ -1,0 +1,254 @@
+using System.Buffers;
+using FastRelay.Protocol;
+
+namespace FastRelay.Client;
+
+public sealed partial class FastRelayClient
+{
+    /// <summary>
+    /// Publishes one event and waits for the server's ACK. The payload is copied before this returns.
+    /// Cancelling <paramref name="ct"/> stops the wait, not the publish: a queued PUB may still be accepted.
+    /// </summary>
+    /// <exception cref="ArgumentException">The topic is empty or too long, or the payload exceeds MaxMessageBytes.</exception>
+    /// <exception cref="FastRelayBackoffException">The server is overloaded and did NOT accept the publish; retry after RetryAfter.</exception>
+    /// <exception cref="FastRelayException">The server refused the publish (ERROR).</exception>
+    /// <exception cref="FastRelayConnectionException">The connection is closed or was lost before the ACK.</exception>
+    /// <exception cref="TimeoutException">No reply within RequestTimeout.</exception>
+    public Task<PublishAck> PublishAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions? options = null, CancellationToken ct = default)
+    {
+        ValidatePublish(topic, payload, options);
+        if (ct.IsCancellationRequested)
+        {
+            return Task.FromCanceled<PublishAck>(ct);
+        }
+
+        if (!IsConnected)
+        {
+            return Task.FromException<PublishAck>(NotConnected());
+        }
+
+        return _outbox.TryReserve()
+            ? SendPublish(topic, payload, options ?? default, ct)
+            : PublishWhenQueueHasRoomAsync(topic, payload, options ?? default, ct);
+    }
+
+    /// <summary>
+    /// Publishes without asking for an ACK (no request id). Completes once the PUB is queued; it waits only when the send
+    /// queue is full. A server-side failure is reported through <see cref="ServerError"/>.
+    /// </summary>
+    public ValueTask PublishNoAckAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions? options = null, CancellationToken ct = default)
+    {
+        ValidatePublish(topic, payload, options);
+        if (ct.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled(ct);
+        }
+
+        if (!IsConnected)
+        {
+            return ValueTask.FromException(NotConnected());
+        }
+
+        return _outbox.TryReserve()
+            ? SendPublishNoAck(topic, payload, options ?? default)
+            : PublishNoAckWhenQueueHasRoomAsync(topic, payload, options ?? default, ct);
+    }
+
+    private async Task<PublishAck> PublishWhenQueueHasRoomAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions options, CancellationToken ct)
+    {
+        await ReserveSlotAsync(ct).ConfigureAwait(false);
+        return await SendPublish(topic, payload, options, ct).ConfigureAwait(false);
+    }
+
+    private async ValueTask PublishNoAckWhenQueueHasRoomAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions options, CancellationToken ct)
+    {
+        await ReserveSlotAsync(ct).ConfigureAwait(false);
+        await SendPublishNoAck(topic, payload, options).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends one PUB that already holds a send slot and returns the wait for its ACK. Each call uses a fresh request id,
+    /// so a BACKOFF retry policy can wrap it (call again after RetryAfter) without changing anything here.
+    /// </summary>
+    private Task<PublishAck> SendPublish(string topic, ReadOnlyMemory<byte> payload, in PublishOptions options, CancellationToken ct)
+    {
+        var request = new PublishRequest(_pending.NextId(), topic);
+        Frame frame;
+        try
+        {
+            frame = EncodePublish(request.RequestId, topic, payload, options);
+        }
+        catch
+        {
+            _outbox.ReleaseSlot();
+            throw;
+        }
+
+        return Enqueue(request, frame, holdsSlot: true, ct);
+    }
+
+    private ValueTask SendPublishNoAck(string topic, ReadOnlyMemory<byte> payload, in PublishOptions options)
+    {
+        Frame frame;
+        try
+        {
+            frame = EncodePublish(requestId: 0, topic, payload, options);
+        }
+        catch
+        {
+            _outbox.ReleaseSlot();
+            throw;
+        }
+
+        if (!_outbox.TryEnqueue(frame, holdsSlot: true))
+        {
+            frame.Release();
+            _outbox.ReleaseSlot();
+            return ValueTask.FromException(NotConnected());
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task ReserveSlotAsync(CancellationToken ct)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _lifetime.Token);
+        try
+        {
+            await _outbox.ReserveAsync(linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw NotConnected();
+        }
+    }
+
+    /// <summary>
+    /// Registers the request, then queues its frame (in that order, so the reply cannot arrive first) and returns the wait.
+    /// Failures after validation come back as a faulted task.
+    /// </summary>
+    private Task<T> Enqueue<T>(PendingRequest<T> request, Frame frame, bool holdsSlot, CancellationToken ct, bool withDeadline = true)
+    {
+        try
+        {
+            _pending.Add(request, withDeadline);
+        }
+        catch (FastRelayException ex)
+        {
+            frame.Release();
+            if (holdsSlot)
+            {
+                _outbox.ReleaseSlot();
+            }
+
+            return Task.FromException<T>(ex);
+        }
+
+        if (!_outbox.TryEnqueue(frame, holdsSlot))
+        {
+            frame.Release();
+            if (holdsSlot)
+            {
+                _outbox.ReleaseSlot();
+            }
+
+            _pending.Remove(request.RequestId);
+            request.Fail(NotConnected());
+            return request.Task;
+        }
+
+        request.CancelWith(_pending, ct);
+        return request.Task;
+    }
+
+    /// <summary>
+    /// Encodes a PUB into a pooled frame. The strings go through one rented scratch buffer, so the only per-publish
+    /// allocations left are the request and its task (none at all for a fire-and-forget publish).
+    /// </summary>
+    private Frame EncodePublish(ulong requestId, string topic, ReadOnlyMemory<byte> payload, in PublishOptions options)
+    {
+        string? messageId = string.IsNullOrEmpty(options.MessageId) ? null : options.MessageId;
+        string? prevEventId = string.IsNullOrEmpty(options.PrevEventId) ? null : options.PrevEventId;
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(
+            Utf8Text.MaxByteCount(topic) + Utf8Text.MaxByteCount(messageId) + Utf8Text.MaxByteCount(prevEventId));
+        try
+        {
+            int used = 0;
+            var pub = new Envelope(FrameType.Pub);
+            if (requestId != 0)
+            {
+                pub.RequestId = requestId;
+                pub.Present |= FieldMask.RequestId;
+            }
+
+            pub.Topic = Utf8Text.Write(scratch, ref used, topic);
+            pub.Present |= FieldMask.Topic;
+            if (messageId is not null)
+            {
+                pub.MessageId = Utf8Text.Write(scratch, ref used, messageId);
+                pub.Present |= FieldMask.MessageId;
+            }
+
+            if (prevEventId is not null)
+            {
+                pub.PrevEventId = Utf8Text.Write(scratch, ref used, prevEventId);
+                pub.Present |= FieldMask.PrevEventId;
+            }
+
+            if (options.Flags != EventFlags.None)
+            {
+                pub.Flags = options.Flags;
+                pub.Present |= FieldMask.Flags;
+            }
+
+            pub.Payload = payload;
+            pub.Present |= FieldMask.Payload;
+
+            var frame = EnvelopeCodec.Encode(FramePool.Shared.Rent(), in pub);
+            if (frame.Length > _options.MaxMessageBytes)
+            {
+                int length = frame.Length;
+                frame.Release();
+                throw new ArgumentException(
+                    $"the PUB envelope is {length} bytes with its headers, over MaxMessageBytes ({_options.MaxMessageBytes}).", nameof(payload));
+            }
+
+            return frame;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private static Frame EncodeControl(in Envelope envelope) => EnvelopeCodec.Encode(FramePool.Shared.Rent(), in envelope);
+
+    private void ValidatePublish(string topic, ReadOnlyMemory<byte> payload, PublishOptions? options)
+    {
+        ValidateTopic(topic);
+        if (payload.Length > _options.MaxMessageBytes)
+        {
+            throw new ArgumentException($"the payload is {payload.Length} bytes, over MaxMessageBytes ({_options.MaxMessageBytes}).", nameof(payload));
+        }
+
+        if (options is { } o)
+        {
+            Utf8Text.ThrowIfTooLong(o.MessageId, ProtocolLimits.MaxIdBytes, nameof(PublishOptions.MessageId));
+            Utf8Text.ThrowIfTooLong(o.PrevEventId, ProtocolLimits.MaxIdBytes, nameof(PublishOptions.PrevEventId));
+        }
+    }
+
+    private static void ValidateTopic(string topic)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        if (topic.Length == 0)
+        {
+            throw new ArgumentException("The topic must not be empty.", nameof(topic));
+        }
+
+        if (Utf8Text.ByteCount(topic, ProtocolLimits.MaxTopicBytes) > ProtocolLimits.MaxTopicBytes)
+        {
+            throw new ArgumentException($"The topic is longer than {ProtocolLimits.MaxTopicBytes} UTF-8 bytes.", nameof(topic));
+        }
+    }
+}

@@ -1,0 +1,16 @@
+using FastRelay.Protocol;
+
+namespace FastRelay.Client;
+
+/// <summary>Per-publish metadata. A struct so that a publish with a fresh message id allocates nothing for its options.</summary>
+public readonly record struct PublishOptions
+{
+    /// <summary>Idempotency key: the same (client id, message id) within the server's dedup window is ACKed as a duplicate.</summary>
+    public string? MessageId { get; init; }
+
+    /// <summary>Causal link to the event this one follows (carried end to end).</summary>
+    public string? PrevEventId { get; init; }
+
+    /// <summary>Delivery flags (droppable, partial, final, ...).</summary>
+    public EventFlags Flags { get; init; }
+}
