@@ -25,7 +25,7 @@ public sealed class RelayEngine : IDisposable
     {
         Options = options ?? new RelayOptions();
         Options.Validate();
-        Authenticator = new Authenticator(Options.Tenancy, time ?? TimeProvider.System);
+        Authenticator = new Authenticator(Options.Tenancy, Options.Limits, Options.MaxMessageBytes, time ?? TimeProvider.System);
         NodeNameUtf8 = Encoding.UTF8.GetBytes(Options.NodeName);
         _shards = new Shard[Options.EffectiveShards];
         for (int i = 0; i < _shards.Length; i++)

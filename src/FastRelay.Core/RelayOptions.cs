@@ -1,4 +1,5 @@
 using FastRelay.Core.Engine;
+using FastRelay.Core.FlowControl;
 using FastRelay.Core.Tenancy;
 using FastRelay.Protocol;
 
@@ -33,6 +34,9 @@ public sealed class RelayOptions
 
     /// <summary>History kept per topic for replay on resume.</summary>
     public RetentionOptions Retention { get; set; } = new();
+
+    /// <summary>Publish rates and connection counts.</summary>
+    public LimitOptions Limits { get; set; } = new();
 
     /// <summary>Topics that announce joins and leaves.</summary>
     public PresenceOptions Presence { get; set; } = new();
@@ -69,6 +73,7 @@ public sealed class RelayOptions
         Retention.Validate();
         Dedup.Validate();
         Presence.Validate();
+        Limits.Validate();
         Tenancy.Validate();
     }
 }

@@ -262,7 +262,9 @@ public sealed class EnvelopeCodecTests
         }
 
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.True(allocated == 0, $"{allocated} bytes allocated over 100,000 decode+encode rounds");
+        // ~0 per round: a one-off runtime allocation (tiered JIT promoting a method mid-run) may show up as a few
+        // dozen bytes in total, which is < 0.001 B per round; one allocation per round would be ≥ 2,400,000 B.
+        Assert.True(allocated < 1024, $"{allocated} bytes allocated over 100,000 decode+encode rounds");
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using FastRelay.Core.Engine;
+using FastRelay.Core.FlowControl;
 using FastRelay.Core.Tenancy;
 using FastRelay.Protocol;
 
@@ -23,6 +24,8 @@ public sealed class Session
 {
     private static long s_nextId;
     private static readonly byte[] s_inboxFull = "shard inbox full"u8.ToArray();
+    private static readonly byte[] s_connectionRate = "publish rate limit of this connection"u8.ToArray();
+    private static readonly byte[] s_tenantRate = "publish rate limit of this tenant"u8.ToArray();
 
     private readonly RelayEngine _engine;
     private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
@@ -38,6 +41,8 @@ public sealed class Session
         RemoteEndPoint = remoteEndPoint;
         Transport = transport;
         Outbox = new Outbox(engine.Options.OutboxCapacity, engine.Options.OutboxMaxBytes);
+        var limits = engine.Options.Limits;
+        _publishBucket = new TokenBucket(limits.PublishRatePerConnection, LimitOptions.BurstOr(limits.PublishBurstPerConnection, limits.PublishRatePerConnection));
     }
 
     public long Id { get; }
@@ -61,6 +66,8 @@ public sealed class Session
     public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0);
 
     private byte[] _clientIdUtf8 = [];
+    private TokenBucket _publishBucket;
+    private bool _countedInTenant;
 
     internal byte[] ClientIdUtf8 => _clientIdUtf8;
     private TopicPatternSet? _publishAllowed;
@@ -98,6 +105,12 @@ public sealed class Session
         switch (envelope.Type)
         {
             case FrameType.Pub:
+                if (bytes.Length > Tenant!.MaxMessageBytes)
+                {
+                    SendError(envelope.RequestId, ErrorCode.TooLarge, $"message of {bytes.Length} bytes exceeds the tenant's limit of {Tenant.MaxMessageBytes} bytes");
+                    break;
+                }
+
                 OnPublish(in envelope);
                 break;
             case FrameType.Sub:
@@ -140,6 +153,13 @@ public sealed class Session
             return false;
         }
 
+        if (!auth.Tenant!.TryAddConnection())
+        {
+            Fail(hello.RequestId, ErrorCode.LimitExceeded, $"tenant '{auth.Tenant.Name}' is at its limit of {auth.Tenant.MaxConnections} connections", SessionCloseKind.PolicyViolation);
+            return false;
+        }
+
+        _countedInTenant = true;
         Tenant = auth.Tenant;
         ClientId = auth.ClientId;
         _clientIdUtf8 = Encoding.UTF8.GetBytes(auth.ClientId!);
@@ -191,6 +211,19 @@ public sealed class Session
             return;
         }
 
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (!_publishBucket.TryTake(now, out uint waitMs))
+        {
+            SendBackoff(pub.RequestId, waitMs, s_connectionRate);
+            return;
+        }
+
+        if (!Tenant!.PublishBucket.TryTake(now, out waitMs))
+        {
+            SendBackoff(pub.RequestId, waitMs, s_tenantRate);
+            return;
+        }
+
         var frame = _engine.Frames.Rent();
         var pubWithPublisher = pub;
         pubWithPublisher.ClientId = _clientIdUtf8; // the publisher's identity is the session's, never client-supplied
@@ -207,18 +240,23 @@ public sealed class Session
         if (!_engine.ShardFor(hash).TryPost(in command))
         {
             frame.Release();
-            _engine.CountBackoff();
-            var backoff = new Envelope(FrameType.Backoff)
-                .WithRetryAfterMs((uint)_engine.Options.BackoffRetryAfterMs);
-            backoff.Reason = s_inboxFull;
-            backoff.Present |= FieldMask.Reason;
-            if (pub.RequestId != 0)
-            {
-                backoff = backoff.WithRequestId(pub.RequestId);
-            }
-
-            SendControl(backoff);
+            SendBackoff(pub.RequestId, (uint)_engine.Options.BackoffRetryAfterMs, s_inboxFull);
         }
+    }
+
+    /// <summary>BACKOFF: the publish was not accepted; retry after <paramref name="retryAfterMs"/>.</summary>
+    private void SendBackoff(ulong requestId, uint retryAfterMs, byte[] reason)
+    {
+        _engine.CountBackoff();
+        var backoff = new Envelope(FrameType.Backoff).WithRetryAfterMs(retryAfterMs);
+        backoff.Reason = reason;
+        backoff.Present |= FieldMask.Reason;
+        if (requestId != 0)
+        {
+            backoff = backoff.WithRequestId(requestId);
+        }
+
+        SendControl(backoff);
     }
 
     /// <summary>128-bit identity of a publish for idempotency: tenant, topic, publisher and message id.</summary>
@@ -456,6 +494,11 @@ public sealed class Session
     {
         bool wasOpen = _state == SessionState.Open;
         Close(SessionCloseKind.Normal, "connection closed");
+        if (_countedInTenant)
+        {
+            _countedInTenant = false;
+            Tenant!.RemoveConnection();
+        }
         foreach (var key in _subscriptions.Values)
         {
             _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash });

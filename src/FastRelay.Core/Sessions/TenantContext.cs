@@ -1,4 +1,5 @@
 using System.Text;
+using FastRelay.Core.FlowControl;
 
 namespace FastRelay.Core.Sessions;
 
@@ -7,12 +8,42 @@ public sealed class TenantContext
 {
     public const string DefaultName = "default";
 
-    public TenantContext(int id, string name)
+    private int _connections;
+
+    public TenantContext(int id, string name, double publishRate = 0, double publishBurst = 0, int maxConnections = 0, int maxMessageBytes = int.MaxValue)
     {
         Id = id;
         Name = name;
         NameUtf8 = Encoding.UTF8.GetBytes(name);
+        PublishBucket = new SharedTokenBucket(publishRate, LimitOptions.BurstOr(publishBurst, publishRate));
+        MaxConnections = maxConnections;
+        MaxMessageBytes = maxMessageBytes;
     }
+
+    /// <summary>The tenant's shared publish rate.</summary>
+    public SharedTokenBucket PublishBucket { get; }
+
+    /// <summary>Open sessions allowed (0 = unlimited).</summary>
+    public int MaxConnections { get; }
+
+    /// <summary>Largest envelope the tenant's clients may send.</summary>
+    public int MaxMessageBytes { get; }
+
+    /// <summary>Open sessions now.</summary>
+    public int Connections => Volatile.Read(ref _connections);
+
+    internal bool TryAddConnection()
+    {
+        if (Interlocked.Increment(ref _connections) <= MaxConnections || MaxConnections == 0)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _connections);
+        return false;
+    }
+
+    internal void RemoveConnection() => Interlocked.Decrement(ref _connections);
 
     public int Id { get; }
 

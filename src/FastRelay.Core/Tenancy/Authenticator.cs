@@ -27,19 +27,30 @@ public sealed class Authenticator
     private long _anonymous;
 
     public Authenticator(TenancyOptions options, TimeProvider clock)
+        : this(options, new FlowControl.LimitOptions(), int.MaxValue, clock)
+    {
+    }
+
+    public Authenticator(TenancyOptions options, FlowControl.LimitOptions limits, int maxMessageBytes, TimeProvider clock)
     {
         if (options.RequiresToken)
         {
             _validator = TokenValidator.FromOptions(options, clock);
             for (int i = 0; i < options.Tenants.Count; i++)
             {
-                var name = options.Tenants[i].Name;
-                _tenants[name] = new TenantContext(i + 1, name);
+                var t = options.Tenants[i];
+                _tenants[t.Name] = new TenantContext(
+                    i + 1,
+                    t.Name,
+                    t.PublishRate ?? limits.PublishRatePerTenant,
+                    t.PublishBurst ?? limits.PublishBurstPerTenant,
+                    t.MaxConnections ?? limits.MaxConnectionsPerTenant,
+                    Math.Min(t.MaxMessageBytes ?? maxMessageBytes, maxMessageBytes));
             }
         }
         else
         {
-            Default = new TenantContext(0, TenantContext.DefaultName);
+            Default = new TenantContext(0, TenantContext.DefaultName, limits.PublishRatePerTenant, limits.PublishBurstPerTenant, limits.MaxConnectionsPerTenant, maxMessageBytes);
             _tenants[Default.Name] = Default;
         }
     }

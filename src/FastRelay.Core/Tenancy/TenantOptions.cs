@@ -15,4 +15,16 @@ public sealed class TenantOptions
     /// added before tokens signed with the old one expire, and the old one removed afterwards.
     /// </summary>
     public List<string> Secrets { get; set; } = [];
+
+    /// <summary>PUBs per second for the whole tenant; overrides Relay:Limits:PublishRatePerTenant (0 = unlimited).</summary>
+    public double? PublishRate { get; set; }
+
+    /// <summary>Burst allowance of <see cref="PublishRate"/>.</summary>
+    public double? PublishBurst { get; set; }
+
+    /// <summary>Open sessions the tenant may hold; overrides Relay:Limits:MaxConnectionsPerTenant.</summary>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>Largest envelope the tenant's clients may send (at most Relay:MaxMessageBytes).</summary>
+    public int? MaxMessageBytes { get; set; }
 }
