@@ -1,11 +1,13 @@
 using BenchmarkDotNet.Running;
 using FastRelay.Benchmarks.Gate;
+using FastRelay.Benchmarks.Stress;
 
 namespace FastRelay.Benchmarks;
 
 /// <summary>
 /// `dotnet run -c Release --project bench/FastRelay.Benchmarks -- --filter '*'` runs benchmarks (any BenchmarkDotNet
-/// switch works: --job short, --inProcess, ...); `-- --gate` runs the allocation gate (see allocation-budgets.json).
+/// switch works: --job short, --inProcess, ...); `-- --gate` runs the allocation gate (see allocation-budgets.json);
+/// `-- --wake-stress [seconds]` hunts for a lost shard wake-up (not a benchmark: a reproducer, see docs/benchmarks.md).
 /// </summary>
 public static class Program
 {
@@ -14,6 +16,11 @@ public static class Program
         if (args.Contains("--gate"))
         {
             return AllocationGate.Run(args);
+        }
+
+        if (args.Contains("--wake-stress"))
+        {
+            return ShardWakeStress.Run(args);
         }
 
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
