@@ -7,7 +7,7 @@ namespace FastRelay.Benchmarks;
 /// <summary>
 /// `dotnet run -c Release --project bench/FastRelay.Benchmarks -- --filter '*'` runs benchmarks (any BenchmarkDotNet
 /// switch works: --job short, --inProcess, ...); `-- --gate` runs the allocation gate (see allocation-budgets.json);
-/// `-- --wake-stress [seconds]` hunts for a lost shard wake-up (not a benchmark: a reproducer, see docs/benchmarks.md).
+/// `-- --wake-stress [seconds]` hunts for lost shard and outbox-writer wake-ups (not a benchmark: a reproducer, see docs/benchmarks.md).
 /// </summary>
 public static class Program
 {
@@ -20,7 +20,7 @@ public static class Program
 
         if (args.Contains("--wake-stress"))
         {
-            return ShardWakeStress.Run(args);
+            return WakeStress.Run(args);
         }
 
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
