@@ -16,7 +16,9 @@ namespace FastRelay.Benchmarks.Engine;
 /// </summary>
 /// <remarks>
 /// Every invocation delivers <see cref="DeliveriesPerInvocation"/> events: events = deliveries / subscribers, published in
-/// batches of at most <see cref="MaxBatch"/> so no outbox (1024 frames by default) and no shard inbox (16384) overflows.
+/// batches of at most <see cref="MaxBatch"/> so no outbox and no shard inbox (16384) overflows. Each PUB carries a fresh
+/// message_id (idempotent publish: the dedup path runs). Default engine options: the dedup table and the topic's
+/// retention ring are filled during setup so the run sees their steady state (see <see cref="EngineWarmUp"/>).
 /// </remarks>
 [MemoryDiagnoser]
 public class FanOutBenchmarks
@@ -30,7 +32,7 @@ public class FanOutBenchmarks
     private RelayEngine _engine = null!;
     private Session _publisher = null!;
     private Session[] _subscribers = [];
-    private ReadOnlyMemory<byte> _pub;
+    private PubSource _pubs = null!;
     private int _batch;
     private int _batches;
 
@@ -67,17 +69,14 @@ public class FanOutBenchmarks
             _subscribers[i] = subscriber.Session;
         }
 
-        _pub = InProcessPeer.Encode(new Envelope(FrameType.Pub)
-            .WithTopic(Topic)
-            .WithMessageId("msg-000000000001")
-            .WithPayload(Enumerable.Range(0, PayloadBytes).Select(i => (byte)i).ToArray()));
-
+        _pubs = new PubSource(Topic, PayloadBytes);
         CheckOneDelivery();
+        EngineWarmUp.FillDedupTable(_engine, _publisher, Topic);
 
-        // Fill the frame pool (one frame per event in flight), grow the pool's queue, JIT the path.
-        for (int i = 0; i < 3; i++)
+        // Fill the topic's retention ring and the frame pool (retained + in flight), grow queues, JIT the path.
+        for (long warm = 0; warm < 2L * (options.Retention.MaxEvents + _batch); warm += _batch)
         {
-            PublishAndDrain();
+            PublishBatchAndDrain();
         }
 
         if (_engine.Backoffs != 0 || _engine.SlowConsumers != 0 || _engine.Errors != 0)
@@ -97,25 +96,31 @@ public class FanOutBenchmarks
         }
     }
 
-    /// <summary>Per delivered event: decode PUB, encode EVENT once, shard hop, stamp, enqueue to N outboxes, dequeue + release.</summary>
+    /// <summary>Per delivered event: decode PUB, encode EVENT once, shard hop, dedup, stamp, retain, enqueue to N outboxes, dequeue + release.</summary>
     [Benchmark(OperationsPerInvoke = DeliveriesPerInvocation)]
     public long PublishAndDrain()
     {
         long delivered = 0;
         for (int b = 0; b < _batches; b++)
         {
-            for (int i = 0; i < _batch; i++)
-            {
-                if (!_publisher.OnEnvelope(_pub))
-                {
-                    ThrowPublisherClosed();
-                }
-            }
-
-            delivered += DrainAll(_batch);
+            delivered += PublishBatchAndDrain();
         }
 
         return delivered;
+    }
+
+    private long PublishBatchAndDrain()
+    {
+        var pubs = _pubs;
+        for (int i = 0; i < _batch; i++)
+        {
+            if (!_publisher.OnEnvelope(pubs.Next()))
+            {
+                ThrowPublisherClosed();
+            }
+        }
+
+        return DrainAll(_batch);
     }
 
     /// <summary>Plays every subscriber's writer until each has taken <paramref name="expected"/> frames.</summary>
@@ -163,7 +168,7 @@ public class FanOutBenchmarks
     /// <summary>One PUB, checked end to end: every subscriber gets one EVENT with the payload and a seq.</summary>
     private void CheckOneDelivery()
     {
-        if (!_publisher.OnEnvelope(_pub))
+        if (!_publisher.OnEnvelope(_pubs.Next()))
         {
             ThrowPublisherClosed();
         }
