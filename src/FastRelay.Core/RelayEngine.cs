@@ -129,6 +129,9 @@ public sealed class RelayEngine : IDisposable
         return total;
     }
 
+    /// <summary>Completes when every command handed to a shard before the call has been processed.</summary>
+    public Task QuiesceAsync() => OnEveryShardAsync(static _ => { });
+
     /// <summary>Runs every shard's maintenance pass now (retention age, dedup expiry, forgetting idle topics).</summary>
     public Task MaintainAsync() => Task.WhenAll(_shards.Select(s => s.InvokeAsync(() => s.Maintain(Environment.TickCount64))));
 

@@ -76,7 +76,7 @@ internal static class Cli
         builder.Services.AddSingleton(relay);
         builder.Services.AddSingleton(transport);
         builder.Services.AddHostedService<RelayHostedService>();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = transport.CloseTimeout * 3);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = transport.DrainWindow + (transport.CloseTimeout * 3));
         using var host = builder.Build();
         await host.RunAsync().ConfigureAwait(false);
         return 0;

@@ -30,8 +30,8 @@ internal sealed class RelayHostedService(RelayOptions relayOptions, TransportOpt
     {
         if (_server is not null)
         {
-            logger.LogInformation("Stopping: closing {Connections} connections", _server.ConnectionCount);
-            await _server.StopAsync(cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("Stopping: draining {Connections} connections", _server.ConnectionCount);
+            await _server.DrainAsync(cancellationToken).ConfigureAwait(false);
         }
 
         _engine?.Dispose();

@@ -17,6 +17,8 @@ public sealed class RelayServer : IAsyncDisposable
     private readonly ConcurrentDictionary<Connection, byte> _connections = new();
     private readonly List<SocketListener> _listeners = [];
     private readonly TransportContext _context;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _idleLoop;
     private int _stopped;
 
     public RelayServer(RelayEngine engine, TransportOptions options, ILogger? logger = null)
@@ -30,6 +32,15 @@ public sealed class RelayServer : IAsyncDisposable
     public RelayEngine Engine { get; }
 
     public TransportOptions Options { get; }
+
+    /// <summary>Accepts that waited for the accept-rate limiter, over all listeners.</summary>
+    public long AcceptsDelayed => _listeners.Sum(l => l.AcceptsDelayed);
+
+    /// <summary>Connections refused by the per-IP limit, over all listeners.</summary>
+    public long RefusedPerIp => _listeners.Sum(l => l.RefusedPerIp);
+
+    /// <summary>The sessions of the open connections (diagnostics, tests).</summary>
+    public IEnumerable<FastRelay.Core.Sessions.Session> Sessions => _connections.Keys.Select(c => c.Session);
 
     /// <summary>Open connections (any state).</summary>
     public int ConnectionCount => _connections.Count;
@@ -82,6 +93,63 @@ public sealed class RelayServer : IAsyncDisposable
             listener.Start();
             _context.Logger.LogInformation("Listening ({Kind}) on {EndPoint}", listener.Kind, listener.EndPoint);
         }
+
+        _idleLoop = IdleLoopAsync(_stopping.Token);
+    }
+
+    /// <summary>Once a second: keepalive PINGs for quiet connections, and closing the ones past the idle timeout.</summary>
+    private async Task IdleLoopAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        long keepAlive = (long)Options.KeepAliveInterval.TotalMilliseconds;
+        long idle = (long)Options.IdleTimeout.TotalMilliseconds;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                long now = Environment.TickCount64;
+                foreach (var connection in _connections.Keys)
+                {
+                    connection.CheckIdle(now, keepAlive, idle);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Graceful drain (deploys): stop accepting, tell every client to reconnect after a random delay up to
+    /// <see cref="TransportOptions.DrainReconnectSpread"/> (spreading the reconnect storm), refuse new publishes,
+    /// let the shards finish what they accepted, flush every outbox, then close. Bounded by
+    /// <see cref="TransportOptions.DrainWindow"/>.
+    /// </summary>
+    public async Task DrainAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var listener in _listeners)
+        {
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        long spreadMs = (long)Options.DrainReconnectSpread.TotalMilliseconds;
+        foreach (var connection in _connections.Keys)
+        {
+            connection.Session.Drain((uint)Random.Shared.NextInt64(0, spreadMs + 1), Options.DrainNodeHint);
+        }
+
+        _context.Logger.LogInformation("Draining {Connections} connections", _connections.Count);
+        try
+        {
+            // Everything accepted before the DRAIN is fanned out to outboxes before they close.
+            await Engine.QuiesceAsync().WaitAsync(Options.DrainWindow, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _context.Logger.LogWarning("Shards did not quiesce within the drain window");
+        }
+
+        await StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private void Add(ListenerKind kind, EndPoint endPoint) => _listeners.Add(new SocketListener(kind, endPoint, _context, _connections));
@@ -98,9 +166,15 @@ public sealed class RelayServer : IAsyncDisposable
             return;
         }
 
+        _stopping.Cancel();
         foreach (var listener in _listeners)
         {
             await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_idleLoop is not null)
+        {
+            await _idleLoop.ConfigureAwait(false);
         }
 
         foreach (var connection in _connections.Keys)
@@ -113,7 +187,7 @@ public sealed class RelayServer : IAsyncDisposable
         try
         {
             await Task.WhenAll(_connections.Keys.Select(c => c.Completion))
-                .WaitAsync(Options.CloseTimeout * 2, cancellationToken)
+                .WaitAsync(Options.DrainWindow > Options.CloseTimeout * 2 ? Options.DrainWindow : Options.CloseTimeout * 2, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)

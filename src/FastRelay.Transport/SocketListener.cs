@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using FastRelay.Core.FlowControl;
 using FastRelay.Core.Sessions;
 using FastRelay.Transport.Connections;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,11 @@ internal sealed class SocketListener : IAsyncDisposable
     private readonly TransportContext _context;
     private readonly ConcurrentDictionary<Connection, byte> _connections;
     private readonly CancellationTokenSource _stop = new();
+    private readonly SharedTokenBucket _acceptRate;
+    private readonly ConcurrentDictionary<IPAddress, int>? _perIp;
+    private long _acceptsDelayed;
+    private int _disposed;
+    private long _refusedPerIp;
     private Task? _acceptLoop;
 
     public SocketListener(ListenerKind kind, EndPoint endPoint, TransportContext context, ConcurrentDictionary<Connection, byte> connections)
@@ -29,6 +35,8 @@ internal sealed class SocketListener : IAsyncDisposable
         Kind = kind;
         _context = context;
         _connections = connections;
+        _acceptRate = new SharedTokenBucket(context.Options.AcceptRatePerSecond, Math.Max(1, context.Options.AcceptBurst));
+        _perIp = context.Options.MaxConnectionsPerIp > 0 ? new ConcurrentDictionary<IPAddress, int>() : null;
         if (endPoint is UnixDomainSocketEndPoint unix)
         {
             string path = unix.ToString();
@@ -55,6 +63,12 @@ internal sealed class SocketListener : IAsyncDisposable
     /// <summary>The bound endpoint (with the real port when 0 was asked for).</summary>
     public EndPoint EndPoint { get; }
 
+    /// <summary>Accepts that waited for the accept-rate limiter (a reconnection storm being absorbed).</summary>
+    public long AcceptsDelayed => Volatile.Read(ref _acceptsDelayed);
+
+    /// <summary>Connections refused because their IP address was at its limit.</summary>
+    public long RefusedPerIp => Volatile.Read(ref _refusedPerIp);
+
     public void Start() => _acceptLoop = AcceptLoopAsync();
 
     private async Task AcceptLoopAsync()
@@ -64,6 +78,15 @@ internal sealed class SocketListener : IAsyncDisposable
             Socket socket;
             try
             {
+                // Storm protection: past the accept rate, wait for a token; connections queue in the kernel
+                // backlog and are taken at a steady rate instead of all handshakes landing at once.
+                if (!_acceptRate.TryTake(System.Diagnostics.Stopwatch.GetTimestamp(), out uint waitMs))
+                {
+                    Interlocked.Increment(ref _acceptsDelayed);
+                    await Task.Delay((int)waitMs, _stop.Token).ConfigureAwait(false);
+                    continue;
+                }
+
                 socket = await _socket.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
@@ -86,6 +109,75 @@ internal sealed class SocketListener : IAsyncDisposable
     }
 
     private async Task RunConnectionAsync(Socket socket)
+    {
+        var ip = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+        if (_perIp is not null && ip is not null)
+        {
+            int count = _perIp.AddOrUpdate(ip, 1, static (_, n) => n + 1);
+            if (count > _context.Options.MaxConnectionsPerIp)
+            {
+                Interlocked.Increment(ref _refusedPerIp);
+                Release(ip);
+                await RefuseAsync(socket).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        try
+        {
+            await RunAcceptedAsync(socket).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (_perIp is not null && ip is not null)
+            {
+                Release(ip);
+            }
+        }
+    }
+
+    private void Release(IPAddress ip)
+    {
+        if (_perIp!.AddOrUpdate(ip, 0, static (_, n) => n - 1) <= 0)
+        {
+            _perIp.TryRemove(new KeyValuePair<IPAddress, int>(ip, 0));
+        }
+    }
+
+    /// <summary>Over the per-IP limit: a clear answer in the listener's framing, then close.</summary>
+    private async Task RefuseAsync(Socket socket)
+    {
+        const string reason = "too many connections from this address";
+        try
+        {
+            byte[] response;
+            if (Kind == ListenerKind.WebSocket)
+            {
+                response = System.Text.Encoding.ASCII.GetBytes(
+                    $"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: {reason.Length}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{reason}");
+            }
+            else
+            {
+                var body = new System.Buffers.ArrayBufferWriter<byte>(128);
+                FastRelay.Protocol.EnvelopeCodec.Encode(body, new FastRelay.Protocol.Envelope(FastRelay.Protocol.FrameType.Error).WithError(FastRelay.Protocol.ErrorCode.LimitExceeded, reason));
+                response = new byte[4 + body.WrittenCount];
+                FastRelay.Protocol.RawFraming.WriteHeader(response, body.WrittenCount);
+                body.WrittenSpan.CopyTo(response.AsSpan(4));
+            }
+
+            await socket.SendAsync(response, SocketFlags.None).ConfigureAwait(false);
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            socket.Dispose();
+        }
+    }
+
+    private async Task RunAcceptedAsync(Socket socket)
     {
         Connection connection;
         try
@@ -140,6 +232,11 @@ internal sealed class SocketListener : IAsyncDisposable
     /// <summary>Stops accepting; existing connections are left to the server.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         _stop.Cancel();
         _socket.Dispose();
         if (_acceptLoop is not null)

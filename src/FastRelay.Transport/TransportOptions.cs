@@ -30,6 +30,30 @@ public sealed class TransportOptions
     /// <summary>How long a closing connection waits for the peer's close before dropping the socket.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Inbound silence after which the server sends a keepalive PING.</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>Inbound silence after which the connection is closed ("idle timeout"). Zero disables.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(75);
+
+    /// <summary>New connections accepted per second per listener (token bucket); beyond it accepts wait in the backlog. 0 = unlimited.</summary>
+    public double AcceptRatePerSecond { get; set; } = 5000;
+
+    /// <summary>Burst of <see cref="AcceptRatePerSecond"/>.</summary>
+    public double AcceptBurst { get; set; } = 5000;
+
+    /// <summary>Open connections one remote IP address may hold. 0 = unlimited.</summary>
+    public int MaxConnectionsPerIp { get; set; }
+
+    /// <summary>On shutdown: how long to wait for clients to be told and queues to flush.</summary>
+    public TimeSpan DrainWindow { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>On shutdown: DRAIN tells each client to reconnect after a random delay up to this (spreads the reconnect storm).</summary>
+    public TimeSpan DrainReconnectSpread { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Node that DRAIN suggests clients reconnect to (empty: the same address).</summary>
+    public string? DrainNodeHint { get; set; }
+
     public void Validate()
     {
         if (string.IsNullOrEmpty(WebSocket) && string.IsNullOrEmpty(Tcp) && string.IsNullOrEmpty(Unix))
@@ -45,6 +69,16 @@ public sealed class TransportOptions
         if (HandshakeTimeout <= TimeSpan.Zero || MaxHandshakeBytes < 512 || SendBufferBytes < 4096 || Backlog < 1)
         {
             throw new ArgumentException("HandshakeTimeout must be positive, MaxHandshakeBytes ≥ 512, SendBufferBytes ≥ 4096, Backlog ≥ 1.");
+        }
+
+        if (KeepAliveInterval <= TimeSpan.Zero || IdleTimeout < TimeSpan.Zero || (IdleTimeout > TimeSpan.Zero && IdleTimeout <= KeepAliveInterval))
+        {
+            throw new ArgumentException("KeepAliveInterval must be positive and IdleTimeout 0 (off) or longer than KeepAliveInterval.");
+        }
+
+        if (AcceptRatePerSecond < 0 || AcceptBurst < 0 || MaxConnectionsPerIp < 0 || DrainWindow < TimeSpan.Zero || DrainReconnectSpread < TimeSpan.Zero)
+        {
+            throw new ArgumentException("AcceptRatePerSecond, AcceptBurst, MaxConnectionsPerIp, DrainWindow and DrainReconnectSpread must be ≥ 0.");
         }
 
         foreach (var (name, value) in new[] { ("WebSocket", WebSocket), ("Tcp", Tcp) })

@@ -67,6 +67,7 @@ public sealed class Session
 
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
+    private volatile bool _draining;
     private bool _countedInTenant;
 
     internal byte[] ClientIdUtf8 => _clientIdUtf8;
@@ -100,6 +101,12 @@ public sealed class Session
             }
 
             return OnHello(in envelope);
+        }
+
+        if (_draining && envelope.Type is FrameType.Pub or FrameType.Sub)
+        {
+            SendError(envelope.RequestId, ErrorCode.Unavailable, "server draining: reconnect and retry (the publish was not accepted)");
+            return true;
         }
 
         switch (envelope.Type)
@@ -535,6 +542,25 @@ public sealed class Session
             Outbox.Complete();
         }
     }
+
+    /// <summary>
+    /// Tells the client this node is going away: DRAIN with a reconnect delay (and optionally another node), and
+    /// from now on PUB/SUB get ERROR 503 instead of being accepted, so nothing accepted is left behind.
+    /// </summary>
+    public void Drain(uint reconnectAfterMs, string? node)
+    {
+        _draining = true;
+        var drain = new Envelope(FrameType.Drain).WithRetryAfterMs(reconnectAfterMs);
+        if (!string.IsNullOrEmpty(node))
+        {
+            drain = drain.WithNode(node);
+        }
+
+        SendControl(in drain);
+    }
+
+    /// <summary>Keepalive: a PING the client must answer (any inbound frame counts as activity).</summary>
+    public void SendPing() => SendControl(new Envelope(FrameType.Ping));
 
     internal void CloseAsSlowConsumer()
     {

@@ -48,6 +48,16 @@ public sealed class TenancyOptions
                 errors.Add($"{label}: the name is used by an earlier tenant");
             }
 
+            if (tenant.PublishRate < 0 || tenant.PublishBurst < 0 || tenant.MaxConnections < 0)
+            {
+                errors.Add($"{label}: PublishRate, PublishBurst and MaxConnections must be ≥ 0 (0 = unlimited)");
+            }
+
+            if (tenant.MaxMessageBytes is < 256)
+            {
+                errors.Add($"{label}: MaxMessageBytes must be at least 256");
+            }
+
             var secrets = tenant.Secrets ?? [];
             if (secrets.Count == 0)
             {

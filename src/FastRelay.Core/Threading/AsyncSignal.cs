@@ -37,6 +37,9 @@ public sealed class AsyncSignal : IValueTaskSource
     /// <summary>Wakes the waiter, or lets the next wait complete at once.</summary>
     public void Set()
     {
+        // The caller's preceding store (a queued frame) must be visible before we read the state: otherwise a
+        // stale "Signaled" could be read after the waiter consumed it and found the queue empty (lost wake-up).
+        Interlocked.MemoryBarrier();
         while (true)
         {
             int state = Volatile.Read(ref _state);

@@ -34,6 +34,38 @@ internal abstract class Connection
 
     protected PipeReader Input { get; }
 
+    private long _lastInboundMs = Environment.TickCount64;
+    private long _pingedAtMs;
+
+    /// <summary>When the peer last sent anything (Environment.TickCount64).</summary>
+    public long LastInboundMs => Volatile.Read(ref _lastInboundMs);
+
+    /// <summary>Read loops call this after every read that returned data.</summary>
+    protected void OnInput() => Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
+
+    /// <summary>Keepalive and idle timeout, driven once a second by the server.</summary>
+    internal void CheckIdle(long nowMs, long keepAliveMs, long idleTimeoutMs)
+    {
+        if (Session.State != SessionState.Open)
+        {
+            return;
+        }
+
+        long silent = nowMs - LastInboundMs;
+        if (idleTimeoutMs > 0 && silent >= idleTimeoutMs)
+        {
+            Abort(SessionCloseKind.PolicyViolation, $"idle timeout: nothing received for {silent / 1000} s");
+        }
+        else if (silent >= keepAliveMs && _pingedAtMs <= LastInboundMs)
+        {
+            _pingedAtMs = nowMs;
+            SendKeepAlive();
+        }
+    }
+
+    /// <summary>A keepalive the peer answers by itself: an envelope PING (WebSocket sends a protocol ping instead).</summary>
+    protected virtual void SendKeepAlive() => Session.SendPing();
+
     protected int MaxMessageBytes => Context.Engine.Options.MaxMessageBytes;
 
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);

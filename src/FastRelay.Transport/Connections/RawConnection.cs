@@ -23,6 +23,7 @@ internal sealed class RawConnection : Connection
             }
 
             var buffer = result.Buffer;
+            OnInput();
             bool open = true;
             try
             {

@@ -16,6 +16,7 @@ internal sealed class WebSocketConnection : Connection
     private readonly object _pongLock = new();
     private byte[]? _pong;
     private int _pongLength = -1;
+    private volatile bool _pingPending;
     private volatile bool _upgraded;
     private ushort _closeCode;
     private string? _closeReason;
@@ -43,6 +44,7 @@ internal sealed class WebSocketConnection : Connection
             }
 
             var buffer = result.Buffer;
+            OnInput();
             bool open = true;
             try
             {
@@ -133,6 +135,7 @@ internal sealed class WebSocketConnection : Connection
             }
 
             var buffer = result.Buffer;
+            OnInput();
             var status = WebSocketHandshake.TryParse(ref buffer, Context.Options.MaxHandshakeBytes, out var request, out var failure);
             if (status == HandshakeStatus.NeedMoreData)
             {
@@ -173,7 +176,26 @@ internal sealed class WebSocketConnection : Connection
     protected override void WriteHeader(Span<byte> destination, int bodyLength) =>
         WebSocketFrameWriter.WriteHeader(destination, WebSocketOpcode.Binary, bodyLength);
 
+    /// <summary>RFC 6455 ping: browsers and WebSocket libraries answer it without application code.</summary>
+    protected override void SendKeepAlive()
+    {
+        _pingPending = true;
+        Session.Outbox.Wake();
+    }
+
     protected override int WritePending(Span<byte> destination)
+    {
+        int written = 0;
+        if (_pingPending)
+        {
+            _pingPending = false;
+            written = WebSocketFrameWriter.WriteHeader(destination, WebSocketOpcode.Ping, 0);
+        }
+
+        return written + WritePong(destination[written..]);
+    }
+
+    private int WritePong(Span<byte> destination)
     {
         if (Volatile.Read(ref _pongLength) < 0)
         {
