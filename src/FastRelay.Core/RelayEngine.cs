@@ -27,6 +27,7 @@ public sealed class RelayEngine : IDisposable
         Options.Validate();
         Authenticator = new Authenticator(Options.Tenancy, Options.Limits, Options.MaxMessageBytes, time ?? TimeProvider.System);
         NodeNameUtf8 = Encoding.UTF8.GetBytes(Options.NodeName);
+        OutboxLimits = OutboxLimits.From(Options);
         _shards = new Shard[Options.EffectiveShards];
         for (int i = 0; i < _shards.Length; i++)
         {
@@ -46,6 +47,8 @@ public sealed class RelayEngine : IDisposable
     internal Authenticator Authenticator { get; }
 
     internal byte[] NodeNameUtf8 { get; }
+
+    internal OutboxLimits OutboxLimits { get; }
 
     public int ShardCount => _shards.Length;
 

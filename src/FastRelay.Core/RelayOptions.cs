@@ -17,8 +17,14 @@ public sealed class RelayOptions
     /// <summary>Frames a connection's outbox holds before droppable events are dropped and critical ones close it.</summary>
     public int OutboxCapacity { get; set; } = 65536;
 
-    /// <summary>Bytes a connection's outbox holds before droppable events are dropped and critical ones close it.</summary>
+    /// <summary>Soft cap on a connection's queued event bytes: above it droppable events are dropped and partials merged.</summary>
     public long OutboxMaxBytes { get; set; } = 4L << 20;
+
+    /// <summary>Hard cap on queued event bytes: reaching it closes the connection as a slow consumer. 0 = 4 × OutboxMaxBytes.</summary>
+    public long OutboxHardMaxBytes { get; set; }
+
+    /// <summary>How long a connection may stay above <see cref="OutboxMaxBytes"/> before it is closed as a slow consumer.</summary>
+    public TimeSpan SlowConsumerGrace { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Largest envelope accepted from a client, in bytes.</summary>
     public int MaxMessageBytes { get; set; } = ProtocolLimits.DefaultMaxMessageBytes;
@@ -67,6 +73,8 @@ public sealed class RelayOptions
         Require(OutboxMaxBytes >= 64 * 1024, nameof(OutboxMaxBytes), OutboxMaxBytes, "must be at least 65536");
         Require(MaxMessageBytes is >= 256 and <= ProtocolLimits.AbsoluteMaxMessageBytes, nameof(MaxMessageBytes), MaxMessageBytes, $"must be 256..{ProtocolLimits.AbsoluteMaxMessageBytes}");
         Require(OutboxMaxBytes >= MaxMessageBytes, nameof(OutboxMaxBytes), OutboxMaxBytes, "must be at least MaxMessageBytes");
+        Require(OutboxHardMaxBytes == 0 || OutboxHardMaxBytes >= OutboxMaxBytes, nameof(OutboxHardMaxBytes), OutboxHardMaxBytes, "must be 0 or at least OutboxMaxBytes");
+        Require(SlowConsumerGrace > TimeSpan.Zero, nameof(SlowConsumerGrace), SlowConsumerGrace, "must be positive");
         Require(MaxSubscriptionsPerConnection >= 1, nameof(MaxSubscriptionsPerConnection), MaxSubscriptionsPerConnection, "must be at least 1");
         Require(BackoffRetryAfterMs >= 1, nameof(BackoffRetryAfterMs), BackoffRetryAfterMs, "must be at least 1");
         Require(!string.IsNullOrWhiteSpace(NodeName) && NodeName.Length <= ProtocolLimits.MaxIdBytes, nameof(NodeName), NodeName, "must be 1..128 characters");

@@ -273,4 +273,49 @@ public static class EnvelopeCodec
         frame.SetEventLayout(topicStart, pub.Topic.Length, epochOffset, seqOffset);
         frame.Flags = pub.Flags;
     }
+
+    /// <summary>
+    /// Merges two consecutive partial EVENT frames of one topic into <paramref name="merged"/>: the first one's
+    /// metadata, the second one's seq, timestamp and flags (plus <see cref="EventFlags.Coalesced"/>), and the two
+    /// payloads concatenated. False when the frames are not two partials of the same topic and epoch.
+    /// </summary>
+    public static bool TryCoalesce(Frame first, Frame second, Frame merged)
+    {
+        if (DecodeEvent(first, out var a) is false || DecodeEvent(second, out var b) is false
+            || (a.Flags & EventFlags.Partial) == 0 || (b.Flags & EventFlags.Partial) == 0
+            || a.Epoch != b.Epoch || b.Seq <= a.Seq || !a.Topic.Span.SequenceEqual(b.Topic.Span))
+        {
+            return false;
+        }
+
+        int length = a.Payload.Length + b.Payload.Length;
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
+        try
+        {
+            a.Payload.Span.CopyTo(scratch);
+            b.Payload.Span.CopyTo(scratch.AsSpan(a.Payload.Length));
+            var combined = a;
+            combined.Payload = new ReadOnlyMemory<byte>(scratch, 0, length);
+            combined.Flags = b.Flags | EventFlags.Coalesced;
+            combined.Present |= FieldMask.Payload | FieldMask.Flags;
+            EncodeEventTemplate(merged, in combined, b.Timestamp);
+            merged.StampSequence(b.Epoch, b.Seq);
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private static bool DecodeEvent(Frame frame, out Envelope e) =>
+        frame.IsEvent && TryDecode(frame.Memory, out e, out _) == DecodeError.None && e.Type == FrameType.Event
+            ? true
+            : Fail(out e);
+
+    private static bool Fail(out Envelope e)
+    {
+        e = default;
+        return false;
+    }
 }

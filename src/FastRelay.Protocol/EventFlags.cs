@@ -19,4 +19,9 @@ public enum EventFlags : uint
     Join = 1 << 5,
     /// <summary>On PRESENCE: a client left the topic (unsubscribed or disconnected).</summary>
     Leave = 1 << 6,
+    /// <summary>
+    /// On a partial EVENT: several consecutive partials of the topic were merged for a slow consumer; the payload is
+    /// their concatenation and the event stands for every seq after the previous one delivered on this topic.
+    /// </summary>
+    Coalesced = 1 << 7,
 }

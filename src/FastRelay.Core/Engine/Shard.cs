@@ -233,7 +233,7 @@ internal sealed class Shard : IDisposable
                 _patternVersion++;
                 if (command.Pattern!.ShardDone(subscribe: false) && command.RequestId != 0)
                 {
-                    command.Session.SendAck(command.RequestId, 0, 0, EventFlags.None);
+                    command.Session.SendAck(command.RequestId, 0, 0, EventFlags.None, ordered: true);
                 }
 
                 break;
@@ -379,10 +379,14 @@ internal sealed class Shard : IDisposable
 
         EnvelopeCodec.Encode(frame, in presence);
         var subscribers = stream.Subscribers;
-        if (subscribers.Length > 0)
+        frame.AddRefs(subscribers.Length);
+        foreach (var subscriber in subscribers)
         {
-            frame.AddRefs(subscribers.Length);
-            Deliver(frame, subscribers);
+            // In line with the topic's events: a joiner sees its SUB reply before its own join.
+            if (subscriber.Outbox.EnqueueOrdered(frame) == EnqueueResult.Overflow)
+            {
+                subscriber.CloseAsSlowConsumer();
+            }
         }
 
         frame.Release();
@@ -429,7 +433,7 @@ internal sealed class Shard : IDisposable
 
         if (command.RequestId != 0)
         {
-            command.Session.SendAck(command.RequestId, 0, 0, EventFlags.None);
+            command.Session.SendAck(command.RequestId, 0, 0, EventFlags.None, ordered: true);
         }
     }
 

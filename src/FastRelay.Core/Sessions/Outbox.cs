@@ -8,42 +8,64 @@ namespace FastRelay.Core.Sessions;
 /// <summary>
 /// A connection's bounded queue of frames waiting to be written. Any thread enqueues (shard threads for events,
 /// the read loop for replies); exactly one writer drains it and coalesces what it finds into one send.
-/// The queue is lock-free and segmented: it is created on first use and grows with bursts (an idle connection
-/// holds nothing; a busy one reuses its segments without allocating), bounded by frame count and bytes.
+/// Two lanes: control frames (replies, errors, presence, drain) are never dropped and go out first; events keep
+/// their order in their own lane. The event lane has a soft byte cap: above it droppable events are dropped (and
+/// counted), partial events are merged instead (<see cref="EventFlags.Coalesced"/>), and critical events are
+/// still queued up to the hard cap; a consumer that stays above the soft cap past the grace period, or reaches the
+/// hard cap, is a slow consumer and is closed. Queues are lock-free and segmented: created on first use, growing
+/// with bursts, reused without allocating afterwards.
 /// </summary>
 public sealed class Outbox
 {
-    private readonly int _capacity;
-    private readonly long _maxBytes;
+    private readonly OutboxLimits _limits;
+    private readonly FramePool _frames;
     private readonly AsyncSignal _signal = new();
-    private ConcurrentQueue<Frame>? _queue;
+    private ConcurrentQueue<Frame>? _control;
+    private ConcurrentQueue<Frame>? _events;
     private int _count;
-    private long _queuedBytes;
+    private long _eventBytes;
+    private long _overSoftSinceMs;
+    private volatile bool _backlogged;
     private long _dropped;
+    private long _coalesced;
     private int _completed;
 
-    public Outbox(int capacity, long maxBytes)
+    public Outbox(OutboxLimits limits, FramePool frames)
     {
-        _capacity = capacity;
-        _maxBytes = maxBytes;
+        _limits = limits;
+        _frames = frames;
     }
 
-    /// <summary>Bytes queued and not yet taken by the writer.</summary>
-    public long QueuedBytes => Volatile.Read(ref _queuedBytes);
+    /// <summary>Bytes of events queued and not yet taken by the writer.</summary>
+    public long QueuedBytes => Volatile.Read(ref _eventBytes);
 
-    /// <summary>Droppable frames dropped because the outbox was over its cap.</summary>
+    /// <summary>Frames queued (both lanes).</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Droppable events dropped because the consumer was over its cap.</summary>
     public long Dropped => Volatile.Read(ref _dropped);
+
+    /// <summary>Partial events merged into a neighbour because the consumer was over its cap.</summary>
+    public long Coalesced => Volatile.Read(ref _coalesced);
 
     /// <summary>True once <see cref="Complete"/> was called: no more frames are accepted.</summary>
     public bool IsCompleted => Volatile.Read(ref _completed) != 0;
 
     /// <summary>
-    /// Takes over one reference to <paramref name="frame"/> (released here on failure).
-    /// Returns <see cref="EnqueueResult.Overflow"/> when a frame that must not be dropped did not fit:
-    /// the caller closes the session as a slow consumer.
+    /// Takes over one reference to <paramref name="frame"/> (released here unless queued).
+    /// <see cref="EnqueueResult.Overflow"/> means the consumer is too slow: the caller closes the session.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public EnqueueResult Enqueue(Frame frame)
+    public EnqueueResult Enqueue(Frame frame) => Enqueue(frame, ordered: false);
+
+    /// <summary>
+    /// Queues a control frame in the event lane, behind the events already queued and ahead of the ones that
+    /// follow: for replies whose position among events matters (a SUB's ACK/RECOVERED before its replay).
+    /// </summary>
+    public EnqueueResult EnqueueOrdered(Frame frame) => Enqueue(frame, ordered: true);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private EnqueueResult Enqueue(Frame frame, bool ordered)
     {
         if (Volatile.Read(ref _completed) != 0)
         {
@@ -51,12 +73,10 @@ public sealed class Outbox
             return EnqueueResult.Closed;
         }
 
-        var queue = _queue ?? CreateQueue();
-        // Soft caps: concurrent producers may overshoot by a frame each, never more.
-        if (Volatile.Read(ref _count) >= _capacity || Volatile.Read(ref _queuedBytes) + frame.Length > _maxBytes)
+        if (Volatile.Read(ref _count) >= _limits.MaxFrames)
         {
             frame.Release();
-            if ((frame.Flags & EventFlags.Droppable) != 0)
+            if (frame.IsEvent && (frame.Flags & EventFlags.Droppable) != 0)
             {
                 Interlocked.Increment(ref _dropped);
                 return EnqueueResult.Dropped;
@@ -65,30 +85,138 @@ public sealed class Outbox
             return EnqueueResult.Overflow;
         }
 
-        Interlocked.Increment(ref _count);
-        Interlocked.Add(ref _queuedBytes, frame.Length);
-        queue.Enqueue(frame);
+        if (frame.IsEvent || ordered)
+        {
+            var result = AdmitEvent(frame);
+            if (result != EnqueueResult.Queued)
+            {
+                frame.Release();
+                return result;
+            }
+
+            (_events ?? CreateQueue(ref _events)).Enqueue(frame);
+        }
+        else
+        {
+            Interlocked.Increment(ref _count);
+            (_control ?? CreateQueue(ref _control)).Enqueue(frame);
+        }
+
         _signal.Set();
         return EnqueueResult.Queued;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private EnqueueResult AdmitEvent(Frame frame)
+    {
+        long bytes = Interlocked.Add(ref _eventBytes, frame.Length);
+        if (bytes > _limits.SoftMaxBytes)
+        {
+            var verdict = OverSoftCap(frame, bytes);
+            if (verdict != EnqueueResult.Queued)
+            {
+                Interlocked.Add(ref _eventBytes, -frame.Length);
+                return verdict;
+            }
+        }
+
+        Interlocked.Increment(ref _count);
+        return EnqueueResult.Queued;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private EnqueueResult OverSoftCap(Frame frame, long bytes)
+    {
+        _backlogged = true; // until the lane is empty again, queued partials are merged when written
+        long now = Environment.TickCount64;
+        long since = Volatile.Read(ref _overSoftSinceMs);
+        if (since == 0)
+        {
+            Interlocked.CompareExchange(ref _overSoftSinceMs, now, 0);
+        }
+        else if (now - since > _limits.GraceMs)
+        {
+            return EnqueueResult.Overflow; // stayed over the cap past the grace period
+        }
+
+        var flags = frame.Flags;
+        if ((flags & EventFlags.Partial) != 0)
+        {
+            return bytes > _limits.HardMaxBytes ? EnqueueResult.Overflow : EnqueueResult.Queued; // merged when written
+        }
+
+        if ((flags & EventFlags.Droppable) != 0)
+        {
+            Interlocked.Increment(ref _dropped);
+            return EnqueueResult.Dropped;
+        }
+
+        return bytes > _limits.HardMaxBytes ? EnqueueResult.Overflow : EnqueueResult.Queued;
     }
 
     /// <summary>Writer only: waits until frames are queued or the outbox is completed.</summary>
     public ValueTask WaitAsync() => _signal.WaitAsync();
 
-    /// <summary>Writer only: takes the next frame; the writer owns one reference and releases it after writing.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <summary>
+    /// Writer only: the next frame, control lane first. Under pressure, consecutive partial events of one topic come
+    /// out merged into one. The writer owns one reference and releases it after writing.
+    /// </summary>
     public bool TryDequeue(out Frame frame)
     {
-        var queue = Volatile.Read(ref _queue);
-        if (queue is not null && queue.TryDequeue(out frame!))
+        var control = Volatile.Read(ref _control);
+        if (control is not null && control.TryDequeue(out frame!))
         {
             Interlocked.Decrement(ref _count);
-            Interlocked.Add(ref _queuedBytes, -frame.Length);
             return true;
         }
 
-        frame = null!;
-        return false;
+        var events = Volatile.Read(ref _events);
+        if (events is null || !events.TryDequeue(out frame!))
+        {
+            _backlogged = false; // caught up
+            frame = null!;
+            return false;
+        }
+
+        Taken(frame);
+        if ((frame.Flags & EventFlags.Partial) != 0 && _backlogged)
+        {
+            frame = CoalesceFollowing(events, frame);
+        }
+
+        return true;
+    }
+
+    private void Taken(Frame frame)
+    {
+        Interlocked.Decrement(ref _count);
+        if (Interlocked.Add(ref _eventBytes, -frame.Length) <= _limits.SoftMaxBytes)
+        {
+            Volatile.Write(ref _overSoftSinceMs, 0);
+        }
+    }
+
+    /// <summary>Merges the partials of the same topic queued right behind <paramref name="first"/> into one frame.</summary>
+    private Frame CoalesceFollowing(ConcurrentQueue<Frame> events, Frame first)
+    {
+        while (events.TryPeek(out var next) && (next.Flags & EventFlags.Partial) != 0 && next.Topic.SequenceEqual(first.Topic))
+        {
+            var merged = _frames.Rent();
+            if (!EnvelopeCodec.TryCoalesce(first, next, merged))
+            {
+                merged.Release();
+                break;
+            }
+
+            events.TryDequeue(out _);
+            Taken(next);
+            next.Release();
+            first.Release();
+            first = merged;
+            Interlocked.Increment(ref _coalesced);
+        }
+
+        return first;
     }
 
     /// <summary>Stops accepting frames and wakes the writer so it can flush what is queued and finish.</summary>
@@ -113,24 +241,31 @@ public sealed class Outbox
         }
     }
 
-    /// <summary>Frames queued and not yet taken by the writer.</summary>
-    public int Count => Volatile.Read(ref _count);
-
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private ConcurrentQueue<Frame> CreateQueue()
+    private static ConcurrentQueue<Frame> CreateQueue(ref ConcurrentQueue<Frame>? field)
     {
         var queue = new ConcurrentQueue<Frame>();
-        return Interlocked.CompareExchange(ref _queue, queue, null) ?? queue;
+        return Interlocked.CompareExchange(ref field, queue, null) ?? queue;
     }
+}
+
+/// <summary>Per-connection outbox bounds (from <see cref="RelayOptions"/>).</summary>
+public sealed record OutboxLimits(int MaxFrames, long SoftMaxBytes, long HardMaxBytes, long GraceMs)
+{
+    public static OutboxLimits From(RelayOptions options) => new(
+        options.OutboxCapacity,
+        options.OutboxMaxBytes,
+        options.OutboxHardMaxBytes > 0 ? options.OutboxHardMaxBytes : options.OutboxMaxBytes * 4,
+        (long)options.SlowConsumerGrace.TotalMilliseconds);
 }
 
 /// <summary>What happened to a frame offered to an <see cref="Outbox"/>.</summary>
 public enum EnqueueResult : byte
 {
     Queued,
-    /// <summary>Droppable frame dropped for a slow consumer (counted).</summary>
+    /// <summary>Droppable event dropped for a slow consumer (counted).</summary>
     Dropped,
-    /// <summary>A frame that must not be dropped did not fit: the consumer is too slow.</summary>
+    /// <summary>The consumer is too slow (hard cap, frame cap, or over the soft cap past the grace period).</summary>
     Overflow,
     /// <summary>The outbox no longer accepts frames (connection closing).</summary>
     Closed,

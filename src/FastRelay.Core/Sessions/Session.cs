@@ -40,7 +40,7 @@ public sealed class Session
         Id = Interlocked.Increment(ref s_nextId);
         RemoteEndPoint = remoteEndPoint;
         Transport = transport;
-        Outbox = new Outbox(engine.Options.OutboxCapacity, engine.Options.OutboxMaxBytes);
+        Outbox = new Outbox(engine.OutboxLimits, engine.Frames);
         var limits = engine.Options.Limits;
         _publishBucket = new TokenBucket(limits.PublishRatePerConnection, LimitOptions.BurstOr(limits.PublishBurstPerConnection, limits.PublishRatePerConnection));
     }
@@ -567,7 +567,7 @@ public sealed class Session
         if (_close is null)
         {
             _engine.CountSlowConsumer();
-            Close(SessionCloseKind.SlowConsumer, "slow consumer: outbox over its limit");
+            Close(SessionCloseKind.SlowConsumer, $"slow consumer: more than {Outbox.QueuedBytes} bytes or {Outbox.Count} frames waiting; events dropped: {Outbox.Dropped}");
         }
     }
 
@@ -593,12 +593,16 @@ public sealed class Session
         SendControl(error);
     }
 
-    /// <summary>Encodes and queues a control frame (any thread).</summary>
-    internal void SendControl(in Envelope envelope)
+    /// <summary>
+    /// Encodes and queues a control frame (any thread). <paramref name="ordered"/> keeps it in line with events
+    /// (subscription replies); otherwise it takes the control lane, ahead of any event backlog.
+    /// </summary>
+    internal void SendControl(in Envelope envelope, bool ordered = false)
     {
         var frame = _engine.Frames.Rent();
         EnvelopeCodec.Encode(frame, in envelope);
-        if (Outbox.Enqueue(frame) == EnqueueResult.Overflow)
+        var result = ordered ? Outbox.EnqueueOrdered(frame) : Outbox.Enqueue(frame);
+        if (result == EnqueueResult.Overflow)
         {
             CloseAsSlowConsumer();
         }
@@ -606,7 +610,7 @@ public sealed class Session
 
     /// <summary>ACK for a publish or unsubscribe (shard thread). RequestId <see cref="ulong.MaxValue"/> = ACK without id.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void SendAck(ulong requestId, ulong epoch, ulong seq, EventFlags flags)
+    internal void SendAck(ulong requestId, ulong epoch, ulong seq, EventFlags flags, bool ordered = false)
     {
         var ack = new Envelope(FrameType.Ack);
         if (requestId != ulong.MaxValue)
@@ -628,7 +632,7 @@ public sealed class Session
             ack.Present |= FieldMask.Flags;
         }
 
-        SendControl(in ack);
+        SendControl(in ack, ordered);
     }
 
     /// <summary>ACK for a pattern subscription (the last shard's thread): the pattern, no position.</summary>
@@ -640,7 +644,7 @@ public sealed class Session
             ack = ack.WithRequestId(requestId);
         }
 
-        SendControl(in ack);
+        SendControl(in ack, ordered: true);
     }
 
     /// <summary>Reply to a subscribe (shard thread): ACK, RECOVERED or NOT_RECOVERED with the topic's epoch and last seq.</summary>
@@ -652,7 +656,7 @@ public sealed class Session
             ack = ack.WithRequestId(requestId);
         }
 
-        SendControl(in ack);
+        SendControl(in ack, ordered: true);
     }
 
     public override string ToString() => $"session {Id} ({Transport} {RemoteEndPoint}, client {ClientId ?? "?"})";

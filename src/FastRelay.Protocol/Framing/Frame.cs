@@ -85,6 +85,9 @@ public sealed class Frame : IBufferWriter<byte>
         Seq = seq;
     }
 
+    /// <summary>True for an EVENT frame built by <see cref="EnvelopeCodec.EncodeEventTemplate"/> (it has seq slots).</summary>
+    public bool IsEvent => _seqOffset > 0;
+
     /// <summary>The topic's UTF-8 bytes inside an event frame (empty for other frames).</summary>
     public ReadOnlySpan<byte> Topic => new(_buffer, _topicStart, _topicLength);
 

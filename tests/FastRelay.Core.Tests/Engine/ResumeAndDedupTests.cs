@@ -68,16 +68,21 @@ public sealed class ResumeAndDedupTests
         var pub = await Connected(engine);
         var sub = await Connected(engine);
         var first = await sub.SubscribeAsync("seam");
+        var secondPhase = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var stop = new CancellationTokenSource();
-        long published = 0;
-        var publisher = Task.Run(() =>
+        const long phaseOne = 5_000, total = 40_000; // stays inside the retention window
+        var publisher = Task.Run(async () =>
         {
             var payload = new byte[8];
-            while (!stop.IsCancellationRequested && published < 200_000)
+            for (long n = 1; n <= total && !stop.IsCancellationRequested; n++)
             {
-                BinaryPrimitives.WriteInt64BigEndian(payload, published + 1);
+                if (n == phaseOne + 1)
+                {
+                    await secondPhase.Task; // the rest is published while the subscriber resumes
+                }
+
+                BinaryPrimitives.WriteInt64BigEndian(payload, n);
                 pub.Send(new Envelope(FrameType.Pub).WithTopic("seam").WithPayload(payload));
-                published++;
             }
         });
 
@@ -91,12 +96,13 @@ public sealed class ResumeAndDedupTests
 
         sub.Session.OnTransportClosed();
         var resumed = await Connected(engine);
+        secondPhase.SetResult();
         resumed.Send(Resume(1, "seam", first.Epoch, last));
         var reply = await resumed.ReceiveAsync();
         Assert.Equal(FrameType.Recovered, reply.Type);
 
-        ulong target = reply.Seq + 5_000; // well past the seam: replayed events, then live ones
-        while (last < target)
+        // Replayed events up to the reply's seq, then live ones, to the very last: no gap, no duplicate.
+        while (last < total)
         {
             var e = await resumed.ReceiveAsync();
             Assert.Equal(FrameType.Event, e.Type);
@@ -105,6 +111,7 @@ public sealed class ResumeAndDedupTests
             last = e.Seq;
         }
 
+        Assert.True(reply.Seq < total, "the resume should have landed while events were still being published");
         stop.Cancel();
         await publisher;
     }
