@@ -29,6 +29,7 @@ public sealed class RelayEngine : IDisposable
         NodeNameUtf8 = Encoding.UTF8.GetBytes(Options.NodeName);
         OutboxLimits = OutboxLimits.From(Options);
         _shards = new Shard[Options.EffectiveShards];
+        Authenticator.EnableFairness(_shards.Length, Options.ShardInboxCapacity);
         for (int i = 0; i < _shards.Length; i++)
         {
             _shards[i] = new Shard(this, i, Options.ShardInboxCapacity);

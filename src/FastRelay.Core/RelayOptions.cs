@@ -32,6 +32,9 @@ public sealed class RelayOptions
     /// <summary>Subscriptions one connection may hold.</summary>
     public int MaxSubscriptionsPerConnection { get; set; } = 1024;
 
+    /// <summary>Publishes one tenant may have waiting for its turn on one shard; beyond it that tenant gets BACKOFF.</summary>
+    public int TenantLaneCapacity { get; set; } = 4096;
+
     /// <summary>How long a publisher is told to wait when a shard inbox is full.</summary>
     public int BackoffRetryAfterMs { get; set; } = 50;
 
@@ -76,6 +79,7 @@ public sealed class RelayOptions
         Require(OutboxHardMaxBytes == 0 || OutboxHardMaxBytes >= OutboxMaxBytes, nameof(OutboxHardMaxBytes), OutboxHardMaxBytes, "must be 0 or at least OutboxMaxBytes");
         Require(SlowConsumerGrace > TimeSpan.Zero, nameof(SlowConsumerGrace), SlowConsumerGrace, "must be positive");
         Require(MaxSubscriptionsPerConnection >= 1, nameof(MaxSubscriptionsPerConnection), MaxSubscriptionsPerConnection, "must be at least 1");
+        Require(TenantLaneCapacity >= 16, nameof(TenantLaneCapacity), TenantLaneCapacity, "must be at least 16");
         Require(BackoffRetryAfterMs >= 1, nameof(BackoffRetryAfterMs), BackoffRetryAfterMs, "must be at least 1");
         Require(!string.IsNullOrWhiteSpace(NodeName) && NodeName.Length <= ProtocolLimits.MaxIdBytes, nameof(NodeName), NodeName, "must be 1..128 characters");
         Retention.Validate();

@@ -14,6 +14,7 @@ internal sealed class Shard : IDisposable
 {
     private const int SpinsBeforePark = 64;
     private const int MaintenanceIntervalMs = 1000;
+    private const int LaneQuantum = 64;
 
     private readonly RelayEngine _engine;
     private readonly MpscRing<ShardCommand> _inbox;
@@ -31,8 +32,13 @@ internal sealed class Shard : IDisposable
     private long _nextMaintenanceMs;
     private readonly DedupTable _dedup;
     private readonly List<PatternSubscription> _patterns = [];
+    private readonly Dictionary<int, TenantLane> _lanes = [];
+    private readonly List<TenantLane> _activeLanes = [];
+    private int _laneCursor;
+    private long _laneRejections;
     private int _patternVersion;
     private readonly RetentionOptions _retention;
+    private readonly int _laneCapacity;
 
     public Shard(RelayEngine engine, int index, int inboxCapacity)
     {
@@ -41,6 +47,7 @@ internal sealed class Shard : IDisposable
         _inbox = new MpscRing<ShardCommand>(inboxCapacity);
         _lookup = _topics.GetAlternateLookup<TopicRef>();
         _retention = engine.Options.Retention;
+        _laneCapacity = engine.Options.TenantLaneCapacity;
         _dedup = new DedupTable(engine.Options.Dedup.MaxEntriesPerShard, (long)engine.Options.Dedup.Window.TotalMilliseconds);
         _thread = new Thread(Run) { IsBackground = true, Name = $"fastrelay-shard-{index}" };
     }
@@ -56,6 +63,9 @@ internal sealed class Shard : IDisposable
     public long Duplicates => Volatile.Read(ref _duplicates);
 
     public long Replayed => Volatile.Read(ref _replayed);
+
+    /// <summary>Publishes refused because their tenant's lane on this shard was full.</summary>
+    public long LaneRejections => Volatile.Read(ref _laneRejections);
 
     /// <summary>Bytes allocated by this shard's thread so far (read by tests and metrics via <see cref="Invoke"/>).</summary>
     public long AllocatedBytes => GC.GetAllocatedBytesForCurrentThread();
@@ -137,13 +147,14 @@ internal sealed class Shard : IDisposable
             int processed = 0;
             while (_inbox.TryDequeue(out var command))
             {
-                Process(ref command);
+                Route(ref command);
                 if (++processed == 4096)
                 {
                     break;
                 }
             }
 
+            processed += ServeLanes(4096);
             if (processed > 0)
             {
                 continue;
@@ -155,6 +166,14 @@ internal sealed class Shard : IDisposable
         foreach (var stream in _topics.Values)
         {
             stream.Retention.Clear();
+        }
+
+        foreach (var lane in _lanes.Values)
+        {
+            while (lane.TryDequeue(out var waiting))
+            {
+                waiting.Frame?.Release();
+            }
         }
 
         // Release what is still queued so pooled frames go back.
@@ -193,6 +212,86 @@ internal sealed class Shard : IDisposable
         {
             Interlocked.Exchange(ref _parked, 0);
         }
+    }
+
+    /// <summary>Publishes backed up behind other work wait in their tenant's lane; everything else runs now.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Route(ref ShardCommand command)
+    {
+        if (command.Kind == ShardCommandKind.Publish && command.Session is { } publisher)
+        {
+            publisher.Tenant!.LeaveShard(Index); // out of the shared inbox: the tenant's quota frees up
+        }
+
+        if (command.Kind != ShardCommandKind.Publish || (_activeLanes.Count == 0 && _inbox.IsEmpty))
+        {
+            Process(ref command); // nothing is waiting: no one to be fair to
+            return;
+        }
+
+        EnqueueInLane(ref command);
+    }
+
+    private void EnqueueInLane(ref ShardCommand command)
+    {
+        if (!_lanes.TryGetValue(command.Tenant, out var lane))
+        {
+            lane = new TenantLane(command.Tenant);
+            _lanes.Add(command.Tenant, lane);
+        }
+
+        if (!lane.TryEnqueue(command, _laneCapacity))
+        {
+            // This tenant has a full lane on this shard: it is told to back off; other tenants are not.
+            _laneRejections++;
+            command.Frame?.Release();
+            command.Session?.RejectPublish(command.RequestId, (uint)_engine.Options.BackoffRetryAfterMs);
+            return;
+        }
+
+        if (!lane.Active)
+        {
+            lane.Active = true;
+            _activeLanes.Add(lane);
+        }
+    }
+
+    /// <summary>
+    /// Deficit round robin over tenants with waiting publishes: each turn a tenant may run up to a quantum, so a
+    /// flooding tenant cannot hold a shard while another tenant's events wait.
+    /// </summary>
+    private int ServeLanes(int budget)
+    {
+        int served = 0;
+        while (_activeLanes.Count > 0 && served < budget)
+        {
+            if (_laneCursor >= _activeLanes.Count)
+            {
+                _laneCursor = 0;
+            }
+
+            var lane = _activeLanes[_laneCursor];
+            lane.Deficit += LaneQuantum;
+            while (lane.Deficit > 0 && lane.TryDequeue(out var command))
+            {
+                Publish(ref command);
+                lane.Deficit--;
+                served++;
+            }
+
+            if (lane.Count == 0)
+            {
+                lane.Deficit = 0;
+                lane.Active = false;
+                _activeLanes.RemoveAt(_laneCursor); // the next lane moves into this slot
+            }
+            else
+            {
+                _laneCursor++;
+            }
+        }
+
+        return served;
     }
 
     private void Process(ref ShardCommand command)

@@ -244,12 +244,26 @@ public sealed class Session
             command.DedupKey = DedupKeyOf(Tenant.Id, pub.Topic.Span, _clientIdUtf8, pub.MessageId.Span);
             command.HasDedupKey = true;
         }
-        if (!_engine.ShardFor(hash).TryPost(in command))
+        var shard = _engine.ShardFor(hash);
+        if (!Tenant.TryEnterShard(shard.Index))
         {
+            frame.Release();
+            SendBackoff(pub.RequestId, (uint)_engine.Options.BackoffRetryAfterMs, s_tenantLaneFull);
+            return;
+        }
+
+        if (!shard.TryPost(in command))
+        {
+            Tenant.LeaveShard(shard.Index);
             frame.Release();
             SendBackoff(pub.RequestId, (uint)_engine.Options.BackoffRetryAfterMs, s_inboxFull);
         }
     }
+
+    private static readonly byte[] s_tenantLaneFull = "this tenant's publishes are backed up on the owning shard"u8.ToArray();
+
+    /// <summary>Shard thread: the publish was refused for fairness (its tenant's lane is full).</summary>
+    internal void RejectPublish(ulong requestId, uint retryAfterMs) => SendBackoff(requestId, retryAfterMs, s_tenantLaneFull);
 
     /// <summary>BACKOFF: the publish was not accepted; retry after <paramref name="retryAfterMs"/>.</summary>
     private void SendBackoff(ulong requestId, uint retryAfterMs, byte[] reason)

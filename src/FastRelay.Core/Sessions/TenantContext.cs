@@ -32,6 +32,47 @@ public sealed class TenantContext
     /// <summary>Open sessions now.</summary>
     public int Connections => Volatile.Read(ref _connections);
 
+    private int[]? _inFlight;
+    private int _shardQuota;
+
+    /// <summary>
+    /// With several tenants, one tenant may have at most <paramref name="quota"/> publishes waiting in one shard's
+    /// inbox, so a flood cannot fill an inbox that other tenants share.
+    /// </summary>
+    internal void EnableShardQuota(int shards, int quota)
+    {
+        _inFlight = new int[shards * 16]; // one cache line per shard: tenants' connections on different shards do not contend
+        _shardQuota = quota;
+    }
+
+    /// <summary>Read loop: reserves a place in <paramref name="shard"/>'s inbox for this tenant.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal bool TryEnterShard(int shard)
+    {
+        if (_inFlight is null)
+        {
+            return true;
+        }
+
+        if (Interlocked.Increment(ref _inFlight[shard * 16]) <= _shardQuota)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _inFlight[shard * 16]);
+        return false;
+    }
+
+    /// <summary>Shard thread: the publish left the inbox.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal void LeaveShard(int shard)
+    {
+        if (_inFlight is not null)
+        {
+            Interlocked.Decrement(ref _inFlight[shard * 16]);
+        }
+    }
+
     internal bool TryAddConnection()
     {
         if (Interlocked.Increment(ref _connections) <= MaxConnections || MaxConnections == 0)

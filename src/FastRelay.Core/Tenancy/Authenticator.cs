@@ -62,6 +62,20 @@ public sealed class Authenticator
 
     public TenantContext? FindTenant(string name) => _tenants.GetValueOrDefault(name);
 
+    /// <summary>Several tenants share the shards: cap each tenant's share of every shard inbox.</summary>
+    internal void EnableFairness(int shards, int inboxCapacity)
+    {
+        if (_tenants.Count < 2)
+        {
+            return;
+        }
+
+        foreach (var tenant in _tenants.Values)
+        {
+            tenant.EnableShardQuota(shards, Math.Max(16, inboxCapacity / 2));
+        }
+    }
+
     public AuthResult Authenticate(ReadOnlySpan<byte> token, ReadOnlySpan<byte> requestedClientId)
     {
         if (_validator is null)
