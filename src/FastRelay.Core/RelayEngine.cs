@@ -174,6 +174,16 @@ public sealed class RelayEngine : IDisposable
 
     private static readonly byte[] s_serverClientId = "$server"u8.ToArray();
 
+    /// <summary>Publishes node statistics to <c>$sys.stats</c> in every tenant's namespace.</summary>
+    public void PublishStats(long uptimeMs)
+    {
+        var payload = SystemTopics.StatsPayload(this, Options.NodeName, uptimeMs);
+        foreach (var tenant in Authenticator.Tenants)
+        {
+            PublishSystem(tenant, SystemTopics.Stats, payload);
+        }
+    }
+
     /// <summary>Publishes a server-originated event (lifecycle) into a tenant's namespace; never dropped for a full inbox.</summary>
     public void PublishSystem(TenantContext tenant, string topic, byte[] payload)
     {

@@ -38,6 +38,9 @@ public sealed class RelayOptions
     /// <summary>How long a publisher is told to wait when a shard inbox is full.</summary>
     public int BackoffRetryAfterMs { get; set; } = 50;
 
+    /// <summary>How often the server publishes node statistics to <c>$sys.stats</c> (0 = never).</summary>
+    public TimeSpan StatsInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Name of this node, sent in WELCOME.</summary>
     public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
 

@@ -14,6 +14,9 @@ public static class SystemTopics
 
     public const string Connections = "$sys.connections";
 
+    /// <summary>Node statistics published periodically by the server (see <see cref="StatsPayload"/>).</summary>
+    public const string Stats = "$sys.stats";
+
     internal static ReadOnlySpan<byte> PrefixUtf8 => "$sys."u8;
 
     internal static bool IsReserved(ReadOnlySpan<byte> topic) => topic.StartsWith(PrefixUtf8);
@@ -43,6 +46,36 @@ public static class SystemTopics
             w.Write(reason);
         }
 
+        w.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Payload of a <c>$sys.stats</c> event: a MessagePack map with string keys and integer values — node counters
+    /// (sessions, published, delivered, backoffs, errors, slow consumers) and process figures (GC allocated bytes,
+    /// collections per generation, working set, CPU time), so the allocation rate per delivered event can be read
+    /// off a running binary.
+    /// </summary>
+    public static byte[] StatsPayload(RelayEngine engine, string node, long uptimeMs)
+    {
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        var buffer = new ArrayBufferWriter<byte>(512);
+        var w = new MessagePackWriter(buffer);
+        w.WriteMapHeader(14);
+        w.Write("node"); w.Write(node);
+        w.Write("uptime_ms"); w.Write(uptimeMs);
+        w.Write("sessions"); w.Write(engine.SessionsOpen);
+        w.Write("sessions_total"); w.Write(engine.SessionsTotal);
+        w.Write("published"); w.Write(engine.Published);
+        w.Write("delivered"); w.Write(engine.Delivered);
+        w.Write("backoffs"); w.Write(engine.Backoffs);
+        w.Write("errors"); w.Write(engine.Errors);
+        w.Write("slow_consumers"); w.Write(engine.SlowConsumers);
+        w.Write("gc_allocated_bytes"); w.Write(GC.GetTotalAllocatedBytes(precise: false));
+        w.Write("gc_gen0"); w.Write(GC.CollectionCount(0));
+        w.Write("gc_gen1"); w.Write(GC.CollectionCount(1));
+        w.Write("gc_gen2"); w.Write(GC.CollectionCount(2));
+        w.Write("working_set_bytes"); w.Write(process.WorkingSet64);
         w.Flush();
         return buffer.WrittenSpan.ToArray();
     }

@@ -119,6 +119,27 @@ public sealed class PresenceTests : IDisposable
     }
 
     [Fact]
+    public async Task Node_statistics_are_published_on_the_stats_system_topic()
+    {
+        var ops = await Connected("operator");
+        await ops.SubscribeAsync(SystemTopics.Stats);
+        var pub = await Connected("writer");
+        for (int i = 0; i < 5; i++)
+        {
+            await pub.PublishAsync("work", [1]);
+        }
+
+        _engine.PublishStats(uptimeMs: 1234);
+        var stats = await ops.ReceiveAsync();
+        Assert.Equal(SystemTopics.Stats, stats.Topic);
+        var map = ReadMap(stats.Payload);
+        Assert.Equal("1234", map["uptime_ms"]);
+        Assert.True(long.Parse(map["published"]) >= 5);
+        Assert.Equal("2", map["sessions"]);
+        Assert.True(long.Parse(map["gc_allocated_bytes"]) > 0);
+    }
+
+    [Fact]
     public async Task Clients_cannot_publish_to_system_topics()
     {
         var c = await Connected("mallory");
