@@ -17,7 +17,7 @@ public sealed class LimitTests
     [Fact]
     public async Task Publisher_over_its_connection_rate_gets_backoff_with_a_retry_delay_and_nothing_is_sequenced()
     {
-        using var engine = new RelayEngine(new RelayOptions { Shards = 1, Limits = new LimitOptions { PublishRatePerConnection = 1, PublishBurstPerConnection = 3 } });
+        using var engine = new RelayEngine(new RelayOptions { Shards = 1, Limits = new LimitOptions { PublishRatePerConnection = 0.01, PublishBurstPerConnection = 3 } });
         var c = await Connected(engine);
         for (int i = 1; i <= 3; i++)
         {
@@ -41,14 +41,14 @@ public sealed class LimitTests
     [Fact]
     public async Task Backoff_carries_retry_after_ms_derived_from_the_rate()
     {
-        using var engine = new RelayEngine(new RelayOptions { Shards = 1, Limits = new LimitOptions { PublishRatePerConnection = 2, PublishBurstPerConnection = 1 } });
+        using var engine = new RelayEngine(new RelayOptions { Shards = 1, Limits = new LimitOptions { PublishRatePerConnection = 0.1, PublishBurstPerConnection = 1 } });
         var c = await Connected(engine);
         await c.PublishAsync("r", [1]);
         c.Send(new Envelope(FrameType.Pub).WithRequestId(77).WithTopic("r").WithPayload(new byte[1]));
         var backoff = await c.ReceiveAsync();
         Assert.Equal(FrameType.Backoff, backoff.Type);
         Assert.Equal(77UL, backoff.RequestId);
-        Assert.InRange(backoff.RetryAfterMs, 1U, 500U); // 2/s: at most half a second until the next token
+        Assert.InRange(backoff.RetryAfterMs, 5_000U, 10_000U); // 0.1/s: the next token is up to 10 s away
     }
 
     [Fact]
@@ -61,7 +61,7 @@ public sealed class LimitTests
             {
                 Tenants =
                 [
-                    new TenantOptions { Name = "noisy", Secrets = ["noisy-secret-0123456789abcdef0123456789"], PublishRate = 1, PublishBurst = 2 },
+                    new TenantOptions { Name = "noisy", Secrets = ["noisy-secret-0123456789abcdef0123456789"], PublishRate = 0.01, PublishBurst = 2 },
                     new TenantOptions { Name = "quiet", Secrets = ["quiet-secret-0123456789abcdef0123456789"] },
                 ],
             },
