@@ -223,7 +223,20 @@ internal sealed class Shard : IDisposable
             publisher.Tenant!.LeaveShard(Index); // out of the shared inbox: the tenant's quota frees up
         }
 
-        if (command.Kind != ShardCommandKind.Publish || (_activeLanes.Count == 0 && _inbox.IsEmpty))
+        if (command.Kind != ShardCommandKind.Publish)
+        {
+            // Subscriptions, invokes (quiesce, maintenance, queries) apply after every publish that arrived before
+            // them: the backed-up lanes are served first, so arrival order holds across kinds.
+            if (_activeLanes.Count > 0)
+            {
+                ServeLanes(int.MaxValue);
+            }
+
+            Process(ref command);
+            return;
+        }
+
+        if (_activeLanes.Count == 0 && _inbox.IsEmpty)
         {
             Process(ref command); // nothing is waiting: no one to be fair to
             return;

@@ -71,4 +71,38 @@ public sealed class FairnessTests
         await Task.WhenAll(flooders);
         Assert.True(engine.Published > 500, "the flood should have been running");
     }
+
+    [Fact]
+    public async Task Queries_and_quiesce_see_every_publish_that_arrived_before_them_even_when_lanes_are_backed_up()
+    {
+        using var engine = new RelayEngine(new RelayOptions
+        {
+            Shards = 1,
+            Tenancy = new TenancyOptions
+            {
+                Tenants =
+                [
+                    new TenantOptions { Name = "noisy", Secrets = [NoisySecret] },
+                    new TenantOptions { Name = "quiet", Secrets = [QuietSecret] },
+                ],
+            },
+        });
+        var a = new InProcessClient(engine, "a");
+        await a.HelloAsync(Token("noisy", NoisySecret, "a"));
+        var b = new InProcessClient(engine, "b");
+        await b.HelloAsync(Token("quiet", QuietSecret, "b"));
+
+        const int each = 3000; // enough to back up lanes, within each tenant's inbox share
+        for (int i = 0; i < each; i++)
+        {
+            a.Send(new Envelope(FrameType.Pub).WithTopic("t").WithPayload(new byte[16]));
+            b.Send(new Envelope(FrameType.Pub).WithTopic("t").WithPayload(new byte[16]));
+        }
+
+        // Both tenants' topics "t" are distinct (namespaces); a query posted now must see all of them sequenced.
+        var noisyTopic = await engine.GetTopicPositionAsync(1, "t");
+        var quietTopic = await engine.GetTopicPositionAsync(2, "t");
+        Assert.Equal((ulong)each, noisyTopic!.Value.Seq);
+        Assert.Equal((ulong)each, quietTopic!.Value.Seq);
+    }
 }
