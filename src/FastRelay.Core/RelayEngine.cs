@@ -51,6 +51,9 @@ public sealed class RelayEngine : IDisposable
 
     internal OutboxLimits OutboxLimits { get; }
 
+    /// <summary>Clock (ms) for KV TTLs; tests replace it to expire keys without waiting.</summary>
+    internal Func<long> KvClockMs { get; set; } = static () => Environment.TickCount64;
+
     public int ShardCount => _shards.Length;
 
     /// <summary>Sessions that completed HELLO and are still connected.</summary>
@@ -138,6 +141,14 @@ public sealed class RelayEngine : IDisposable
 
     /// <summary>Runs every shard's maintenance pass now (retention age, dedup expiry, forgetting idle topics).</summary>
     public Task MaintainAsync() => Task.WhenAll(_shards.Select(s => s.InvokeAsync(() => s.Maintain(Environment.TickCount64))));
+
+    /// <summary>Keys held in the KV store over all shards (cold path).</summary>
+    public async Task<int> CountKeysAsync()
+    {
+        int total = 0;
+        await OnEveryShardAsync(i => Interlocked.Add(ref total, _shards[i].KvCount));
+        return total;
+    }
 
     /// <summary>Epoch, last seq and subscriber count of a topic (cold path).</summary>
     public async Task<(ulong Epoch, ulong Seq, int Subscribers)?> GetTopicPositionAsync(int tenant, string topic)

@@ -29,6 +29,7 @@ public struct Envelope
     public ReadOnlyMemory<byte> Group;
     public uint Version;
     public ReadOnlyMemory<byte> Node;
+    public uint TtlMs;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Has(FieldMask field) => (Present & field) != 0;
@@ -72,6 +73,7 @@ public struct Envelope
     public Envelope WithVersion(uint v) { Version = v; Present |= FieldMask.Version; return this; }
     public Envelope WithNode(ReadOnlyMemory<byte> v) { Node = v; Present |= FieldMask.Node; return this; }
     public Envelope WithNode(string v) => WithNode(Encoding.UTF8.GetBytes(v));
+    public Envelope WithTtlMs(uint v) { TtlMs = v; Present |= FieldMask.TtlMs; return this; }
 
     public readonly string TopicString => Encoding.UTF8.GetString(Topic.Span);
     public readonly string ReasonString => Encoding.UTF8.GetString(Reason.Span);

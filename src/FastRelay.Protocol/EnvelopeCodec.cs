@@ -123,6 +123,12 @@ public static class EnvelopeCodec
                     e.ErrorCode = (ErrorCode)(ushort)v;
                     return DecodeError.None;
                 }
+            case EnvelopeField.TtlMs:
+                {
+                    if (!TryReadUInt(ref reader, out ulong v) || v > uint.MaxValue) return DecodeError.WrongFieldType;
+                    e.TtlMs = (uint)v;
+                    return DecodeError.None;
+                }
             case EnvelopeField.Version:
                 {
                     if (!TryReadUInt(ref reader, out ulong v) || v > uint.MaxValue) return DecodeError.WrongFieldType;
@@ -235,6 +241,7 @@ public static class EnvelopeCodec
         if ((present & FieldMask.Group) != 0) { w.Write((byte)EnvelopeField.Group); w.WriteString(e.Group.Span); }
         if ((present & FieldMask.Version) != 0) { w.Write((byte)EnvelopeField.Version); w.Write(e.Version); }
         if ((present & FieldMask.Node) != 0) { w.Write((byte)EnvelopeField.Node); w.WriteString(e.Node.Span); }
+        if ((present & FieldMask.TtlMs) != 0) { w.Write((byte)EnvelopeField.TtlMs); w.Write(e.TtlMs); }
     }
 
     /// <summary>

@@ -22,6 +22,7 @@ public enum EnvelopeField : byte
     Group = 16,
     Version = 17,
     Node = 18,
+    TtlMs = 19,
 }
 
 /// <summary>Which fields an <see cref="Envelope"/> carries (bit n = <see cref="EnvelopeField"/> n).</summary>
@@ -48,4 +49,5 @@ public enum FieldMask : uint
     Group = 1u << EnvelopeField.Group,
     Version = 1u << EnvelopeField.Version,
     Node = 1u << EnvelopeField.Node,
+    TtlMs = 1u << EnvelopeField.TtlMs,
 }

@@ -12,6 +12,8 @@ public enum ErrorCode : ushort
     Forbidden = 403,
     /// <summary>Not subscribed, unknown subscription.</summary>
     NotFound = 404,
+    /// <summary>KV compare-and-set or if-absent failed: the key's current version is in seq.</summary>
+    Conflict = 409,
     /// <summary>The frame type is not accepted from a client, or not in this state.</summary>
     UnsupportedType = 405,
     /// <summary>A message, topic or field is larger than the configured limit.</summary>

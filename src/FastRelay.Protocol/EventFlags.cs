@@ -24,4 +24,6 @@ public enum EventFlags : uint
     /// their concatenation and the event stands for every seq after the previous one delivered on this topic.
     /// </summary>
     Coalesced = 1 << 7,
+    /// <summary>On KV_SET: only set when the key does not exist.</summary>
+    IfAbsent = 1 << 8,
 }

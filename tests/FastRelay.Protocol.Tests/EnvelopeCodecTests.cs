@@ -37,7 +37,8 @@ public sealed class EnvelopeCodecTests
         .WithTenant("acme")
         .WithGroup("workers")
         .WithVersion(1)
-        .WithNode("node-1");
+        .WithNode("node-1")
+        .WithTtlMs(30_000);
 
     private static byte[] Encode(in Envelope e)
     {
@@ -74,6 +75,7 @@ public sealed class EnvelopeCodecTests
         Assert.Equal("workers"u8.ToArray(), decoded.Group.ToArray());
         Assert.Equal(1U, decoded.Version);
         Assert.Equal("node-1"u8.ToArray(), decoded.Node.ToArray());
+        Assert.Equal(30_000U, decoded.TtlMs);
     }
 
     [Theory]

@@ -33,6 +33,7 @@ internal sealed class Shard : IDisposable
     private readonly DedupTable _dedup;
     private readonly List<PatternSubscription> _patterns = [];
     private readonly Dictionary<int, TenantLane> _lanes = [];
+    private readonly KvStore _kv = new();
     private readonly List<TenantLane> _activeLanes = [];
     private int _laneCursor;
     private long _laneRejections;
@@ -168,6 +169,7 @@ internal sealed class Shard : IDisposable
             stream.Retention.Clear();
         }
 
+        _kv.Clear();
         foreach (var lane in _lanes.Values)
         {
             while (lane.TryDequeue(out var waiting))
@@ -340,6 +342,11 @@ internal sealed class Shard : IDisposable
                     break;
                 }
 
+            case ShardCommandKind.KvGet:
+            case ShardCommandKind.KvSet:
+            case ShardCommandKind.KvDelete:
+                Kv(ref command);
+                break;
             case ShardCommandKind.UnsubscribePattern:
                 _patterns.Remove(command.Pattern!);
                 _patternVersion++;
@@ -399,6 +406,69 @@ internal sealed class Shard : IDisposable
 
         frame.Release();
     }
+
+    /// <summary>KV_GET / KV_SET / KV_DELETE on this shard's keys; replies KV_RESULT or ERROR 409.</summary>
+    private void Kv(ref ShardCommand command)
+    {
+        var carrier = command.Frame!;
+        var session = command.Session;
+        long now = _engine.KvClockMs();
+        var bytes = carrier.Memory;
+        var keyBytes = bytes[..command.KeyLength];
+        var key = new TopicRef(command.Tenant, keyBytes.Span, command.Hash);
+        ulong? expected = command.HasExpectedVersion ? command.ExpectedVersion : null;
+        var reply = new Envelope(FrameType.KvResult).WithRequestId(command.RequestId).WithTopic(keyBytes);
+        switch (command.Kind)
+        {
+            case ShardCommandKind.KvGet:
+                if (_kv.Get(key, now) is { } entry)
+                {
+                    reply = reply.WithSeq(entry.Version).WithPayload(entry.Value);
+                    if (entry.RemainingTtlMs(now) is var ttl and > 0)
+                    {
+                        reply = reply.WithTtlMs(ttl);
+                    }
+                }
+                else
+                {
+                    reply = reply.WithSeq(0);
+                }
+
+                break;
+            case ShardCommandKind.KvSet:
+                if (!_kv.TrySet(key, bytes.Span[command.KeyLength..], command.TtlMs, expected, command.IfAbsent, now, out ulong version))
+                {
+                    reply = Conflict(command.RequestId, keyBytes, version);
+                    break;
+                }
+
+                reply = reply.WithSeq(version);
+                break;
+            default:
+                if (!_kv.TryDelete(key, expected, now, out ulong current) && expected is not null && current != 0)
+                {
+                    reply = Conflict(command.RequestId, keyBytes, current);
+                    break;
+                }
+
+                reply = reply.WithSeq(0);
+                break;
+        }
+
+        session.SendControl(in reply);
+        carrier.Release();
+    }
+
+    private static Envelope Conflict(ulong requestId, ReadOnlyMemory<byte> key, ulong currentVersion)
+    {
+        var error = new Envelope(FrameType.Error).WithRequestId(requestId).WithTopic(key).WithSeq(currentVersion);
+        error.ErrorCode = ErrorCode.Conflict;
+        error.Reason = s_conflict;
+        error.Present |= FieldMask.ErrorCode | FieldMask.Reason;
+        return error;
+    }
+
+    private static readonly byte[] s_conflict = "version conflict: seq holds the key's current version (0 = absent)"u8.ToArray();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Deliver(Frame frame, ReadOnlySpan<Session> recipients)
@@ -521,6 +591,7 @@ internal sealed class Shard : IDisposable
     internal void Maintain(long nowMs)
     {
         _dedup.Expire(nowMs);
+        _kv.Expire(_engine.KvClockMs());
         foreach (var (key, stream) in _topics)
         {
             stream.Retention.Trim(nowMs);
@@ -578,6 +649,8 @@ internal sealed class Shard : IDisposable
         _lastEpoch = Math.Max(now, _lastEpoch + 1);
         return _lastEpoch;
     }
+
+    public int KvCount => _kv.Count;
 
     /// <summary>Shard thread only (via <see cref="InvokeAsync"/>): the topic's epoch and seq, if it exists.</summary>
     internal bool TryGetPosition(TopicKey key, out ulong epoch, out ulong seq, out int subscribers)

@@ -19,6 +19,10 @@ internal enum ShardCommandKind : byte
     UnsubscribePattern,
     /// <summary>Reply with the topic's presence list.</summary>
     PresenceQuery,
+    /// <summary>Frame carries [key][value]; KeyLength splits them.</summary>
+    KvGet,
+    KvSet,
+    KvDelete,
 }
 
 /// <summary>One hand-off from a connection to a shard, carried by value through the inbox ring.</summary>
@@ -36,6 +40,12 @@ internal struct ShardCommand
     public int Tenant;
     /// <summary>Subscribe: presence info supplied by the client.</summary>
     public byte[]? Info;
+    /// <summary>KV: bytes of the key at the start of Frame (the value follows).</summary>
+    public int KeyLength;
+    public uint TtlMs;
+    public ulong ExpectedVersion;
+    public bool HasExpectedVersion;
+    public bool IfAbsent;
     /// <summary>Publish: 128-bit hash of (tenant, topic, client_id, message_id) when message_id was given.</summary>
     public UInt128 DedupKey;
     public bool HasDedupKey;

@@ -129,6 +129,11 @@ public sealed class Session
             case FrameType.Presence:
                 OnPresenceQuery(in envelope);
                 break;
+            case FrameType.KvGet:
+            case FrameType.KvSet:
+            case FrameType.KvDelete:
+                OnKv(in envelope);
+                break;
             case FrameType.Ping:
                 SendControl(new Envelope(FrameType.Pong) { RequestId = envelope.RequestId, Payload = envelope.Payload, Present = FieldMask.Type | (envelope.Present & (FieldMask.RequestId | FieldMask.Payload)) });
                 break;
@@ -367,6 +372,61 @@ public sealed class Session
             SinceSeq = sub.Seq,
             Info = info,
         });
+    }
+
+    /// <summary>
+    /// KV_GET / KV_SET / KV_DELETE: the key travels in field 2 (topic rules), the value in payload, ttl_ms, an
+    /// expected version in seq (compare-and-set; 0 = must not exist) and flags = if_absent. GET needs subscribe
+    /// permission on the key, SET and DELETE publish permission.
+    /// </summary>
+    private void OnKv(in Envelope kv)
+    {
+        bool write = kv.Type != FrameType.KvGet;
+        if (!CheckTopic(in kv, write ? _publishAllowed : _subscribeAllowed, write ? "write key" : "read key"))
+        {
+            return;
+        }
+
+        if (SystemTopics.IsReserved(kv.Topic.Span))
+        {
+            SendError(kv.RequestId, ErrorCode.Forbidden, $"keys under '{SystemTopics.Prefix}' are reserved for the server");
+            return;
+        }
+
+        if (kv.Type == FrameType.KvSet && !kv.Has(FieldMask.Payload))
+        {
+            SendError(kv.RequestId, ErrorCode.BadFrame, "KV_SET needs field 10 (payload, the value)");
+            return;
+        }
+
+        var key = kv.Topic.Span;
+        var value = kv.Type == FrameType.KvSet ? kv.Payload.Span : default;
+        var carrier = _engine.Frames.Rent();
+        var destination = carrier.GetSpan(key.Length + value.Length);
+        key.CopyTo(destination);
+        value.CopyTo(destination[key.Length..]);
+        ((System.Buffers.IBufferWriter<byte>)carrier).Advance(key.Length + value.Length);
+
+        ulong hash = TopicHash.Compute(Tenant!.Id, key);
+        var command = new ShardCommand
+        {
+            Kind = kv.Type switch { FrameType.KvGet => ShardCommandKind.KvGet, FrameType.KvSet => ShardCommandKind.KvSet, _ => ShardCommandKind.KvDelete },
+            Session = this,
+            Frame = carrier,
+            Hash = hash,
+            Tenant = Tenant.Id,
+            RequestId = kv.RequestId,
+            KeyLength = key.Length,
+            TtlMs = kv.TtlMs,
+            HasExpectedVersion = kv.Has(FieldMask.Seq),
+            ExpectedVersion = kv.Seq,
+            IfAbsent = (kv.Flags & EventFlags.IfAbsent) != 0,
+        };
+        if (!_engine.ShardFor(hash).TryPost(in command))
+        {
+            carrier.Release();
+            SendBackoff(kv.RequestId, (uint)_engine.Options.BackoffRetryAfterMs, s_inboxFull);
+        }
     }
 
     /// <summary>PRESENCE from a client asks for the topic's current subscribers.</summary>
