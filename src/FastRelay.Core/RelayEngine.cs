@@ -51,8 +51,8 @@ public sealed class RelayEngine : IDisposable
 
     internal OutboxLimits OutboxLimits { get; }
 
-    /// <summary>Clock (ms) for KV TTLs; tests replace it to expire keys without waiting.</summary>
-    internal Func<long> KvClockMs { get; set; } = static () => Environment.TickCount64;
+    /// <summary>Clock (ms) for KV TTLs and consumer-group leases; tests replace it to expire without waiting.</summary>
+    internal Func<long> ClockMs { get; set; } = static () => Environment.TickCount64;
 
     public int ShardCount => _shards.Length;
 

@@ -47,6 +47,9 @@ public sealed class RelayOptions
     /// <summary>History kept per topic for replay on resume.</summary>
     public RetentionOptions Retention { get; set; } = new();
 
+    /// <summary>Consumer groups: lease, redelivery, bounds.</summary>
+    public GroupOptions Groups { get; set; } = new();
+
     /// <summary>Publish rates and connection counts.</summary>
     public LimitOptions Limits { get; set; } = new();
 
@@ -89,6 +92,7 @@ public sealed class RelayOptions
         Dedup.Validate();
         Presence.Validate();
         Limits.Validate();
+        Groups.Validate();
         Tenancy.Validate();
     }
 }

@@ -30,6 +30,7 @@ public struct Envelope
     public uint Version;
     public ReadOnlyMemory<byte> Node;
     public uint TtlMs;
+    public uint Credits;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Has(FieldMask field) => (Present & field) != 0;
@@ -74,6 +75,7 @@ public struct Envelope
     public Envelope WithNode(ReadOnlyMemory<byte> v) { Node = v; Present |= FieldMask.Node; return this; }
     public Envelope WithNode(string v) => WithNode(Encoding.UTF8.GetBytes(v));
     public Envelope WithTtlMs(uint v) { TtlMs = v; Present |= FieldMask.TtlMs; return this; }
+    public Envelope WithCredits(uint v) { Credits = v; Present |= FieldMask.Credits; return this; }
 
     public readonly string TopicString => Encoding.UTF8.GetString(Topic.Span);
     public readonly string ReasonString => Encoding.UTF8.GetString(Reason.Span);

@@ -123,6 +123,12 @@ public static class EnvelopeCodec
                     e.ErrorCode = (ErrorCode)(ushort)v;
                     return DecodeError.None;
                 }
+            case EnvelopeField.Credits:
+                {
+                    if (!TryReadUInt(ref reader, out ulong v) || v > uint.MaxValue) return DecodeError.WrongFieldType;
+                    e.Credits = (uint)v;
+                    return DecodeError.None;
+                }
             case EnvelopeField.TtlMs:
                 {
                     if (!TryReadUInt(ref reader, out ulong v) || v > uint.MaxValue) return DecodeError.WrongFieldType;
@@ -242,6 +248,7 @@ public static class EnvelopeCodec
         if ((present & FieldMask.Version) != 0) { w.Write((byte)EnvelopeField.Version); w.Write(e.Version); }
         if ((present & FieldMask.Node) != 0) { w.Write((byte)EnvelopeField.Node); w.WriteString(e.Node.Span); }
         if ((present & FieldMask.TtlMs) != 0) { w.Write((byte)EnvelopeField.TtlMs); w.Write(e.TtlMs); }
+        if ((present & FieldMask.Credits) != 0) { w.Write((byte)EnvelopeField.Credits); w.Write(e.Credits); }
     }
 
     /// <summary>

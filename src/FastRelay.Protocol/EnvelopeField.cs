@@ -23,6 +23,7 @@ public enum EnvelopeField : byte
     Version = 17,
     Node = 18,
     TtlMs = 19,
+    Credits = 20,
 }
 
 /// <summary>Which fields an <see cref="Envelope"/> carries (bit n = <see cref="EnvelopeField"/> n).</summary>
@@ -50,4 +51,5 @@ public enum FieldMask : uint
     Version = 1u << EnvelopeField.Version,
     Node = 1u << EnvelopeField.Node,
     TtlMs = 1u << EnvelopeField.TtlMs,
+    Credits = 1u << EnvelopeField.Credits,
 }

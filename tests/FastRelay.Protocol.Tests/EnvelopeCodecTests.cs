@@ -38,7 +38,8 @@ public sealed class EnvelopeCodecTests
         .WithGroup("workers")
         .WithVersion(1)
         .WithNode("node-1")
-        .WithTtlMs(30_000);
+        .WithTtlMs(30_000)
+        .WithCredits(8);
 
     private static byte[] Encode(in Envelope e)
     {
@@ -76,6 +77,7 @@ public sealed class EnvelopeCodecTests
         Assert.Equal(1U, decoded.Version);
         Assert.Equal("node-1"u8.ToArray(), decoded.Node.ToArray());
         Assert.Equal(30_000U, decoded.TtlMs);
+        Assert.Equal(8U, decoded.Credits);
     }
 
     [Theory]

@@ -83,3 +83,30 @@ public sealed class DedupOptions
         }
     }
 }
+
+/// <summary>Consumer groups: lease, redelivery and bounds.</summary>
+public sealed class GroupOptions
+{
+    /// <summary>Time a member has to GROUP_ACK an event before it goes to another member.</summary>
+    public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Deliveries of one event before it is dead-lettered to <c>$dlq.{group}</c>.</summary>
+    public int MaxDeliveries { get; set; } = 5;
+
+    /// <summary>Events a group holds waiting for a member with credit; when full, the topic's publishers get BACKOFF.</summary>
+    public int PendingCapacity { get; set; } = 10_000;
+
+    /// <summary>Credits (unacknowledged events per member) when the SUB does not say.</summary>
+    public int DefaultCredits { get; set; } = 16;
+
+    /// <summary>Largest credit a member may ask for.</summary>
+    public int MaxCredits { get; set; } = 1024;
+
+    public void Validate()
+    {
+        if (Lease <= TimeSpan.Zero || MaxDeliveries < 1 || PendingCapacity < 1 || DefaultCredits < 1 || MaxCredits < DefaultCredits)
+        {
+            throw new ArgumentException("Relay:Groups: Lease must be positive, MaxDeliveries/PendingCapacity/DefaultCredits ≥ 1, MaxCredits ≥ DefaultCredits.");
+        }
+    }
+}

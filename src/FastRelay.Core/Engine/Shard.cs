@@ -37,9 +37,12 @@ internal sealed class Shard : IDisposable
     private readonly List<TenantLane> _activeLanes = [];
     private int _laneCursor;
     private long _laneRejections;
+    private long _deadLettersLost;
     private int _patternVersion;
     private readonly RetentionOptions _retention;
     private readonly int _laneCapacity;
+    private readonly GroupOptions _groupOptions;
+    private readonly Action<ConsumerGroup, Frame> _deadLetter;
 
     public Shard(RelayEngine engine, int index, int inboxCapacity)
     {
@@ -49,6 +52,8 @@ internal sealed class Shard : IDisposable
         _lookup = _topics.GetAlternateLookup<TopicRef>();
         _retention = engine.Options.Retention;
         _laneCapacity = engine.Options.TenantLaneCapacity;
+        _groupOptions = engine.Options.Groups;
+        _deadLetter = DeadLetter;
         _dedup = new DedupTable(engine.Options.Dedup.MaxEntriesPerShard, (long)engine.Options.Dedup.Window.TotalMilliseconds);
         _thread = new Thread(Run) { IsBackground = true, Name = $"fastrelay-shard-{index}" };
     }
@@ -64,6 +69,9 @@ internal sealed class Shard : IDisposable
     public long Duplicates => Volatile.Read(ref _duplicates);
 
     public long Replayed => Volatile.Read(ref _replayed);
+
+    /// <summary>Dead letters that could not be handed to their topic's shard.</summary>
+    public long DeadLettersLost => Volatile.Read(ref _deadLettersLost);
 
     /// <summary>Publishes refused because their tenant's lane on this shard was full.</summary>
     public long LaneRejections => Volatile.Read(ref _laneRejections);
@@ -167,6 +175,7 @@ internal sealed class Shard : IDisposable
         foreach (var stream in _topics.Values)
         {
             stream.Retention.Clear();
+            stream.Groups?.ForEach(g => g.Clear());
         }
 
         _kv.Clear();
@@ -342,6 +351,11 @@ internal sealed class Shard : IDisposable
                     break;
                 }
 
+            case ShardCommandKind.GroupJoin:
+            case ShardCommandKind.GroupLeave:
+            case ShardCommandKind.GroupAck:
+                Group(ref command);
+                break;
             case ShardCommandKind.KvGet:
             case ShardCommandKind.KvSet:
             case ShardCommandKind.KvDelete:
@@ -378,6 +392,15 @@ internal sealed class Shard : IDisposable
         }
 
         var stream = GetOrCreate(new TopicRef(command.Tenant, frame.Topic, command.Hash));
+        if (stream.Groups is { } groups && GroupsFull(groups))
+        {
+            // A consumer group cannot take more: the publish is refused before it gets a seq (nothing is lost).
+            _laneRejections++;
+            frame.Release();
+            session?.RejectPublish(command.RequestId, (uint)_engine.Options.BackoffRetryAfterMs, groupFull: true);
+            return;
+        }
+
         ulong seq = stream.Next();
         frame.StampSequence(stream.Epoch, seq);
         long now = Environment.TickCount64;
@@ -398,10 +421,122 @@ internal sealed class Shard : IDisposable
             _delivered += recipients;
         }
 
+        if (stream.Groups is { } offerTo)
+        {
+            long leaseMs = (long)_groupOptions.Lease.TotalMilliseconds;
+            long clock = _engine.ClockMs();
+            foreach (var group in offerTo)
+            {
+                frame.AddRef();
+                group.Offer(frame, clock, leaseMs);
+            }
+        }
+
         _published++;
         if (command.RequestId != 0)
         {
             session.SendAck(command.RequestId, stream.Epoch, seq, EventFlags.None);
+        }
+
+        frame.Release();
+    }
+
+    private bool GroupsFull(List<ConsumerGroup> groups)
+    {
+        foreach (var group in groups)
+        {
+            if (group.IsFull(_groupOptions.PendingCapacity))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Consumer group membership and acknowledgements for a topic owned here.</summary>
+    private void Group(ref ShardCommand command)
+    {
+        var key = command.Topic!;
+        var session = command.Session;
+        long now = _engine.ClockMs();
+        long leaseMs = (long)_groupOptions.Lease.TotalMilliseconds;
+        var stream = GetOrCreate(new TopicRef(key.Tenant, key.Utf8, key.Hash));
+        string groupName = command.GroupName!;
+        var group = stream.Groups?.Find(g => g.Name == groupName);
+        switch (command.Kind)
+        {
+            case ShardCommandKind.GroupJoin:
+                if (group is null)
+                {
+                    group = new ConsumerGroup(command.GroupName!, key);
+                    (stream.Groups ??= []).Add(group);
+                }
+
+                // Reply first (in line with events), so the member knows the group before its first event.
+                session.SendSubscribed(FrameType.Ack, command.RequestId, key, stream.Epoch, stream.Seq);
+                group.Join(session, command.Credits, now, leaseMs);
+                break;
+            case ShardCommandKind.GroupLeave:
+                group?.Leave(session, now, leaseMs);
+                if (group is { MemberCount: 0, PendingCount: 0, InFlightCount: 0 })
+                {
+                    stream.Groups!.Remove(group);
+                    if (stream.Groups!.Count == 0)
+                    {
+                        stream.Groups = null;
+                    }
+                }
+
+                if (command.RequestId != 0)
+                {
+                    session.SendAck(command.RequestId, 0, 0, EventFlags.None, ordered: true);
+                }
+
+                break;
+            default:
+                if (group is null || !group.Ack(session, command.AckSeq, now, leaseMs))
+                {
+                    if (command.RequestId != 0)
+                    {
+                        session.SendGroupAckUnknown(command.RequestId, command.AckSeq);
+                    }
+                }
+                else if (command.RequestId != 0)
+                {
+                    session.SendAck(command.RequestId, stream.Epoch, command.AckSeq, EventFlags.None);
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>An event no member completed within its deliveries: published to <c>$dlq.{group}</c>.</summary>
+    private void DeadLetter(ConsumerGroup group, Frame frame)
+    {
+        if (EnvelopeCodec.TryDecode(frame.Memory, out var original, out _) == DecodeError.None)
+        {
+            var letter = _engine.Frames.Rent();
+            var pub = new Envelope(FrameType.Pub).WithTopic(System.Text.Encoding.UTF8.GetBytes($"$dlq.{group.Name}"))
+                .WithPayload(original.Payload).WithClientId(original.ClientId).WithPrevEventId(System.Text.Encoding.UTF8.GetBytes($"{group.Topic.Name}@{original.Epoch}:{original.Seq}"));
+            if (original.Has(FieldMask.MessageId))
+            {
+                pub = pub.WithMessageId(original.MessageId);
+            }
+
+            EnvelopeCodec.EncodeEventTemplate(letter, in pub, _engine.NowMicros());
+            ulong hash = TopicHash.Compute(group.Topic.Tenant, letter.Topic);
+            var target = _engine.ShardFor(hash);
+            var post = new ShardCommand { Kind = ShardCommandKind.Publish, Session = null!, Frame = letter, Hash = hash, Tenant = group.Topic.Tenant };
+            if (ReferenceEquals(target, this))
+            {
+                Publish(ref post);
+            }
+            else if (!target.TryPost(in post))
+            {
+                letter.Release();
+                _deadLettersLost++; // counted and reported in stats: the target shard's inbox was full
+            }
         }
 
         frame.Release();
@@ -412,7 +547,7 @@ internal sealed class Shard : IDisposable
     {
         var carrier = command.Frame!;
         var session = command.Session;
-        long now = _engine.KvClockMs();
+        long now = _engine.ClockMs();
         var bytes = carrier.Memory;
         var keyBytes = bytes[..command.KeyLength];
         var key = new TopicRef(command.Tenant, keyBytes.Span, command.Hash);
@@ -420,6 +555,11 @@ internal sealed class Shard : IDisposable
         var reply = new Envelope(FrameType.KvResult).WithRequestId(command.RequestId).WithTopic(keyBytes);
         switch (command.Kind)
         {
+            case ShardCommandKind.GroupJoin:
+            case ShardCommandKind.GroupLeave:
+            case ShardCommandKind.GroupAck:
+                Group(ref command);
+                break;
             case ShardCommandKind.KvGet:
                 if (_kv.Get(key, now) is { } entry)
                 {
@@ -574,6 +714,21 @@ internal sealed class Shard : IDisposable
         frame.Release();
     }
 
+    private void ExpireGroupLeases(long nowMs)
+    {
+        long leaseMs = (long)_groupOptions.Lease.TotalMilliseconds;
+        foreach (var stream in _topics.Values)
+        {
+            if (stream.Groups is { } groups)
+            {
+                foreach (var group in groups)
+                {
+                    group.Expire(nowMs, leaseMs, _groupOptions.MaxDeliveries, _deadLetter);
+                }
+            }
+        }
+    }
+
     /// <summary>
     /// Recoverable when the epoch is the topic's and every event after <paramref name="seq"/> is still retained.
     /// </summary>
@@ -590,12 +745,13 @@ internal sealed class Shard : IDisposable
     /// <summary>Ages out retention and dedup entries; forgets topics with no subscribers and no history (new epoch if they return).</summary>
     internal void Maintain(long nowMs)
     {
+        ExpireGroupLeases(_engine.ClockMs());
         _dedup.Expire(nowMs);
-        _kv.Expire(_engine.KvClockMs());
+        _kv.Expire(_engine.ClockMs());
         foreach (var (key, stream) in _topics)
         {
             stream.Retention.Trim(nowMs);
-            if (stream.SubscriberCount == 0 && stream.Retention.Count == 0)
+            if (stream.SubscriberCount == 0 && stream.Retention.Count == 0 && stream.Groups is null)
             {
                 _topics.Remove(key);
             }

@@ -23,6 +23,12 @@ internal enum ShardCommandKind : byte
     KvGet,
     KvSet,
     KvDelete,
+    /// <summary>Topic + GroupName + Credits: the session joins the topic's consumer group.</summary>
+    GroupJoin,
+    /// <summary>Topic + GroupName; RequestId 0 = silent (connection gone).</summary>
+    GroupLeave,
+    /// <summary>Topic + GroupName + AckSeq: the member is done with that event.</summary>
+    GroupAck,
 }
 
 /// <summary>One hand-off from a connection to a shard, carried by value through the inbox ring.</summary>
@@ -46,6 +52,9 @@ internal struct ShardCommand
     public ulong ExpectedVersion;
     public bool HasExpectedVersion;
     public bool IfAbsent;
+    public string? GroupName;
+    public int Credits;
+    public ulong AckSeq;
     /// <summary>Publish: 128-bit hash of (tenant, topic, client_id, message_id) when message_id was given.</summary>
     public UInt128 DedupKey;
     public bool HasDedupKey;

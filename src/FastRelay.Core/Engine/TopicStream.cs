@@ -19,6 +19,9 @@ internal sealed class TopicStream
         AnnouncesPresence = announcesPresence;
     }
 
+    /// <summary>Consumer groups on this topic (null until the first one).</summary>
+    public List<ConsumerGroup>? Groups { get; set; }
+
     /// <summary>Subscribers receive PRESENCE join/leave frames.</summary>
     public bool AnnouncesPresence { get; }
 

@@ -30,6 +30,7 @@ public sealed class Session
     private readonly RelayEngine _engine;
     private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
     private Dictionary<string, PatternSubscription>? _patternSubscriptions;
+    private Dictionary<(string Topic, string Group), TopicKey>? _groups;
     private readonly object _closeLock = new();
     private SessionClose? _close;
     private volatile SessionState _state;
@@ -63,7 +64,7 @@ public sealed class Session
     /// <summary>Set once when the session starts closing.</summary>
     public SessionClose? CloseReason => Volatile.Read(ref _close);
 
-    public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0);
+    public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0) + (_groups?.Count ?? 0);
 
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
@@ -128,6 +129,9 @@ public sealed class Session
                 break;
             case FrameType.Presence:
                 OnPresenceQuery(in envelope);
+                break;
+            case FrameType.GroupAck:
+                OnGroupAck(in envelope);
                 break;
             case FrameType.KvGet:
             case FrameType.KvSet:
@@ -267,8 +271,19 @@ public sealed class Session
 
     private static readonly byte[] s_tenantLaneFull = "this tenant's publishes are backed up on the owning shard"u8.ToArray();
 
-    /// <summary>Shard thread: the publish was refused for fairness (its tenant's lane is full).</summary>
-    internal void RejectPublish(ulong requestId, uint retryAfterMs) => SendBackoff(requestId, retryAfterMs, s_tenantLaneFull);
+    private static readonly byte[] s_groupFull = "a consumer group of this topic is full: its members are not keeping up"u8.ToArray();
+
+    /// <summary>Shard thread: the publish was refused (its tenant's lane, or a consumer group of the topic, is full).</summary>
+    internal void RejectPublish(ulong requestId, uint retryAfterMs, bool groupFull = false) =>
+        SendBackoff(requestId, retryAfterMs, groupFull ? s_groupFull : s_tenantLaneFull);
+
+    /// <summary>GROUP_ACK of an event this member does not hold (already acknowledged, lease expired, unknown).</summary>
+    internal void SendGroupAckUnknown(ulong requestId, ulong seq)
+    {
+        var error = new Envelope(FrameType.Error).WithRequestId(requestId).WithSeq(seq)
+            .WithError(ErrorCode.NotFound, "no such event in flight for this member (already acknowledged, or its lease expired and it was redelivered)");
+        SendControl(in error);
+    }
 
     /// <summary>BACKOFF: the publish was not accepted; retry after <paramref name="retryAfterMs"/>.</summary>
     private void SendBackoff(ulong requestId, uint retryAfterMs, byte[] reason)
@@ -307,6 +322,12 @@ public sealed class Session
 
     private void OnSubscribe(in Envelope sub)
     {
+        if (sub.Has(FieldMask.Group))
+        {
+            OnJoinGroup(in sub);
+            return;
+        }
+
         if (sub.Has(FieldMask.Topic) && IsPattern(sub.Topic.Span))
         {
             OnSubscribePattern(in sub);
@@ -429,6 +450,66 @@ public sealed class Session
         }
     }
 
+    /// <summary>SUB with a group: join the topic's consumer group with a credit budget (field 20).</summary>
+    private void OnJoinGroup(in Envelope sub)
+    {
+        if (sub.Has(FieldMask.Topic) && IsPattern(sub.Topic.Span))
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "consumer groups are joined on a topic, not a pattern (this version)");
+            return;
+        }
+
+        if (!CheckTopic(in sub, _subscribeAllowed, "consume"))
+        {
+            return;
+        }
+
+        if (sub.Group.IsEmpty)
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "group name is empty");
+            return;
+        }
+
+        var options = _engine.Options.Groups;
+        int credits = sub.Has(FieldMask.Credits) ? (int)Math.Min(sub.Credits, (uint)options.MaxCredits) : options.DefaultCredits;
+        if (credits < 1)
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "credits must be at least 1");
+            return;
+        }
+
+        string topic = sub.TopicString;
+        string group = System.Text.Encoding.UTF8.GetString(sub.Group.Span);
+        _groups ??= [];
+        if (!_groups.TryGetValue((topic, group), out var key))
+        {
+            if (SubscriptionCount >= _engine.Options.MaxSubscriptionsPerConnection)
+            {
+                SendError(sub.RequestId, ErrorCode.LimitExceeded, $"subscription limit of {_engine.Options.MaxSubscriptionsPerConnection} per connection reached");
+                return;
+            }
+
+            key = TopicKey.Create(Tenant!.Id, sub.Topic.Span);
+            _groups.Add((topic, group), key);
+        }
+
+        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupJoin, Session = this, Topic = key, Hash = key.Hash, GroupName = group, Credits = credits, RequestId = sub.RequestId });
+    }
+
+    /// <summary>GROUP_ACK {topic, group, seq}: this member finished the event.</summary>
+    private void OnGroupAck(in Envelope ack)
+    {
+        string topic = ack.Has(FieldMask.Topic) ? ack.TopicString : "";
+        string group = System.Text.Encoding.UTF8.GetString(ack.Group.Span);
+        if (_groups is null || !_groups.TryGetValue((topic, group), out var key) || !ack.Has(FieldMask.Seq))
+        {
+            SendError(ack.RequestId, ErrorCode.NotFound, $"GROUP_ACK needs topic, group and seq of a group this connection is in ('{group}' on '{topic}')");
+            return;
+        }
+
+        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, Topic = key, Hash = key.Hash, GroupName = group, AckSeq = ack.Seq, RequestId = ack.RequestId });
+    }
+
     /// <summary>PRESENCE from a client asks for the topic's current subscribers.</summary>
     private void OnPresenceQuery(in Envelope query)
     {
@@ -530,6 +611,19 @@ public sealed class Session
         }
 
         string name = unsub.TopicString;
+        if (unsub.Has(FieldMask.Group))
+        {
+            string groupName = System.Text.Encoding.UTF8.GetString(unsub.Group.Span);
+            if (_groups is null || !_groups.Remove((name, groupName), out var groupTopic))
+            {
+                SendError(unsub.RequestId, ErrorCode.NotFound, $"not a member of group '{groupName}' on '{name}'");
+                return;
+            }
+
+            _engine.ShardFor(groupTopic.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupLeave, Session = this, Topic = groupTopic, Hash = groupTopic.Hash, GroupName = groupName, RequestId = unsub.RequestId == 0 ? ulong.MaxValue : unsub.RequestId });
+            return;
+        }
+
         if (_patternSubscriptions is not null && _patternSubscriptions.Remove(name, out var pattern))
         {
             _engine.Broadcast(ShardCommandKind.UnsubscribePattern, pattern, unsub.RequestId == 0 ? ulong.MaxValue : unsub.RequestId);
@@ -586,6 +680,16 @@ public sealed class Session
         }
 
         _subscriptions.Clear();
+        if (_groups is not null)
+        {
+            foreach (var ((_, group), key) in _groups)
+            {
+                _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupLeave, Session = this, Topic = key, Hash = key.Hash, GroupName = group });
+            }
+
+            _groups.Clear();
+        }
+
         if (_patternSubscriptions is not null)
         {
             foreach (var pattern in _patternSubscriptions.Values)

@@ -9,7 +9,7 @@ public sealed class KvStoreTests : IDisposable
     private long _nowMs = 1_000_000;
     private readonly RelayEngine _engine = new(new RelayOptions { Shards = 2 });
 
-    public KvStoreTests() => _engine.KvClockMs = () => Interlocked.Read(ref _nowMs);
+    public KvStoreTests() => _engine.ClockMs = () => Interlocked.Read(ref _nowMs);
 
     public void Dispose() => _engine.Dispose();
 
