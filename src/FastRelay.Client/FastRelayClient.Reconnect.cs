@@ -212,6 +212,11 @@ public sealed partial class FastRelayClient
     /// <summary>The reply to a resuming SUB (receive loop): RECOVERED lets the replay through; NOT_RECOVERED moves on with a notice.</summary>
     internal void OnResumed(TopicRoute route, in Envelope reply)
     {
+        if (!_subscriptions.IsAttached(route))
+        {
+            return; // unsubscribed while the reply was on its way
+        }
+
         var current = new StreamPosition(reply.Epoch, reply.Seq);
         if (reply.Type == FrameType.Recovered && current.Epoch == route.Epoch)
         {
