@@ -69,7 +69,7 @@ public sealed partial class FastRelayClient
                 return; // in flight when its subscription ended
             }
 
-            var decision = route.Admit(e.Epoch, e.Seq, out var notice);
+            var decision = route.Admit(e.Epoch, e.Seq, e.Flags, out var notice);
             if (decision == RouteDecision.Repair)
             {
                 if (client.TryStartRepair(connection, route))

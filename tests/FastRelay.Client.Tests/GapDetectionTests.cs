@@ -41,6 +41,26 @@ public sealed class GapDetectionTests
     }
 
     [Fact]
+    public async Task A_coalesced_partial_stands_for_the_seqs_it_merged_and_is_not_a_gap()
+    {
+        await using var server = FakeRelayServer.StartTcp();
+        server.Intercept = AnsweredByTheTest;
+        await using var client = await FastRelayClient.ConnectAsync(server.Url).Within();
+        var session = await server.NextSessionAsync();
+        var subscription = await client.SubscribeAsync("tokens").Within();
+        await session.NextAsync(FrameType.Sub);
+        ulong epoch = server.Epoch;
+        await session.SendEventAsync("tokens", 1, "a"u8.ToArray(), EventFlags.Partial, epoch);
+        await session.SendEventAsync("tokens", 4, "bcd"u8.ToArray(), EventFlags.Partial | EventFlags.Coalesced, epoch); // 2..4 merged
+        await session.SendEventAsync("tokens", 5, "e"u8.ToArray(), EventFlags.Final, epoch);
+
+        Assert.Equal([1UL, 4, 5], (await TakeAsync(subscription, 3)).Select(e => e.Seq));
+        await client.PingAsync().Within();
+        Assert.DoesNotContain((await session.UntilAsync(FrameType.Ping)).Select(f => f.Type), t => t is FrameType.Unsub or FrameType.Sub);
+        Assert.Equal(0, subscription.NotRecoveredCount);
+    }
+
+    [Fact]
     public async Task A_gap_the_server_cannot_replay_is_reported_and_the_stream_goes_on_from_its_current_position()
     {
         await using var server = FakeRelayServer.StartTcp();

@@ -1,3 +1,5 @@
+using FastRelay.Protocol;
+
 namespace FastRelay.Client;
 
 /// <summary>What the receive loop does with one event.</summary>
@@ -58,8 +60,9 @@ internal sealed class TopicRoute(string topic)
     }
 
     /// <summary>Decides about an event of this topic and advances the position past it when it is delivered.</summary>
+    /// <param name="flags">A <see cref="EventFlags.Coalesced"/> event stands for every seq since the previous one: no gap.</param>
     /// <param name="notice">Set when the event is delivered after events that will never come (a gap or a new epoch).</param>
-    public RouteDecision Admit(ulong epoch, ulong seq, out SubscriptionNotice? notice)
+    public RouteDecision Admit(ulong epoch, ulong seq, EventFlags flags, out SubscriptionNotice? notice)
     {
         notice = null;
         if (!HasPosition)
@@ -80,7 +83,7 @@ internal sealed class TopicRoute(string topic)
                 return RouteDecision.Drop;
             }
 
-            if (seq != LastSeq + 1)
+            if (seq != LastSeq + 1 && (flags & EventFlags.Coalesced) == 0)
             {
                 if (Exact.Length > 0 && RepairGaps)
                 {
