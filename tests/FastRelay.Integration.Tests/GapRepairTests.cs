@@ -47,6 +47,59 @@ public sealed class GapRepairTests
     }
 
     [Fact]
+    public async Task Droppable_events_the_server_dropped_for_a_stalled_reader_are_fetched_again_from_retention()
+    {
+        const int droppable = 1_000;
+        await using var relay = TestRelay.Start(o =>
+        {
+            o.Retention.MaxEvents = 10_000;
+            o.OutboxMaxBytes = 1 << 20; // past 1 MiB queued for the reader, its droppable events are dropped
+        });
+        await using var reader = await FastRelayClient.ConnectAsync(relay.UnixUri, new FastRelayClientOptions { SubscriptionBufferCapacity = 0 });
+        await using var writer = await FastRelayClient.ConnectAsync(relay.TcpUri);
+        var subscription = await reader.SubscribeAsync("frames.video");
+        using var stalled = new ManualResetEventSlim(false);
+        using var resumeReading = new ManualResetEventSlim(false);
+        ulong highest = 0;
+        int jumps = 0;
+        reader.InterceptEnvelopeForTest = bytes =>
+        {
+            EnvelopeCodec.TryDecode(bytes, out var e, out _);
+            if (e.Type == FrameType.Event)
+            {
+                if (!resumeReading.IsSet)
+                {
+                    stalled.Set();
+                    resumeReading.Wait(); // the receive loop stops reading: socket buffers fill, then the server's outbox
+                }
+
+                jumps += e.Seq > highest + 1 ? 1 : 0;
+                highest = Math.Max(highest, e.Seq);
+            }
+
+            return false;
+        };
+
+        var payload = new byte[8 * 1024];
+        await writer.PublishAsync("frames.video", payload, new PublishOptions { Flags = EventFlags.Droppable });
+        Assert.True(stalled.Wait(ClientSignals.Timeout));
+        for (int i = 1; i < droppable; i++)
+        {
+            // 8 MB while the reader is stalled: far more than the socket buffers and the 1 MiB cap hold.
+            await writer.PublishAsync("frames.video", payload, new PublishOptions { Flags = EventFlags.Droppable });
+        }
+
+        resumeReading.Set();
+        await writer.PublishAsync("frames.video", payload); // critical: queued whatever the backlog, so it shows the gap
+
+        var events = await subscription.TakeAsync(droppable + 1);
+        Assert.Equal(Enumerable.Range(1, droppable + 1).Select(i => (ulong)i), events.Select(e => e.Seq));
+        Assert.True(jumps > 0, "the server dropped nothing: the test did not exercise a gap");
+        Assert.Equal(0, subscription.NotRecoveredCount);
+        Assert.True(reader.IsConnected);
+    }
+
+    [Fact]
     public async Task A_gap_past_the_retention_window_is_reported_as_not_recovered_and_the_stream_goes_on()
     {
         await using var relay = TestRelay.Start(o => o.Retention.MaxEvents = 5);
