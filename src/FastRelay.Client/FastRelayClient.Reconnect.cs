@@ -28,7 +28,7 @@ public sealed partial class FastRelayClient
                 _state = StateReconnecting;
                 _lost = info;
                 _connected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _reconnecting = Task.Run(() => ReconnectAsync(connection, info));
+                _reconnecting = Task.Run(() => ReconnectAsync(info));
             }
             else
             {
@@ -50,7 +50,7 @@ public sealed partial class FastRelayClient
     /// Reconnects with exponential backoff and jitter until a new connection is up and every subscription is resumed,
     /// the client is closed, a 401 ends it, or <see cref="ReconnectOptions.MaxAttempts"/> is spent.
     /// </summary>
-    private async Task ReconnectAsync(ClientConnection lost, DisconnectInfo reason)
+    private async Task ReconnectAsync(DisconnectInfo reason)
     {
         long started = Stopwatch.GetTimestamp();
         var policy = _options.Reconnect;

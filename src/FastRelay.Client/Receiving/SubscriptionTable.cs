@@ -154,7 +154,7 @@ internal sealed class SubscriptionTable
             if (route.Exact.Length == 0)
             {
                 route.Connection = connection;
-                route.PresenceInfo = subscription.Options.PresenceInfo;
+                route.PresenceInfo = subscription.Options.PresenceInfo?.ToArray(); // resent on every resubscribe: a copy the caller cannot change
                 route.RepairGaps = subscription.Options.RepairGaps;
                 route.Resuming = false;
                 // Events that reached the topic through a pattern before the ACK are already delivered.
