@@ -12,7 +12,10 @@ public sealed partial class FastRelayClient
     /// <exception cref="ArgumentException">The topic is empty or too long, or the payload exceeds MaxMessageBytes.</exception>
     /// <exception cref="FastRelayBackoffException">The server is overloaded and did NOT accept the publish; retry after RetryAfter.</exception>
     /// <exception cref="FastRelayException">The server refused the publish (ERROR).</exception>
-    /// <exception cref="FastRelayConnectionException">The connection is closed or was lost before the ACK.</exception>
+    /// <exception cref="FastRelayConnectionException">
+    /// The client is closed or reconnecting, or the connection was lost before the ACK (the PUB may or may not have been
+    /// accepted: publish again with the same MessageId once reconnected, and the server's dedup makes that safe).
+    /// </exception>
     /// <exception cref="TimeoutException">No reply within RequestTimeout.</exception>
     public Task<PublishAck> PublishAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions? options = null, CancellationToken ct = default)
     {
@@ -22,20 +25,22 @@ public sealed partial class FastRelayClient
             return Task.FromCanceled<PublishAck>(ct);
         }
 
-        if (!IsConnected)
+        if (Usable() is not { } connection)
         {
             return Task.FromException<PublishAck>(NotConnected());
         }
 
-        return _outbox.TryReserve()
-            ? SendPublish(topic, payload, options ?? default, ct)
-            : PublishWhenQueueHasRoomAsync(topic, payload, options ?? default, ct);
+        return connection.Outbox.TryReserve()
+            ? SendPublish(connection, topic, payload, options ?? default, ct)
+            : PublishWhenQueueHasRoomAsync(connection, topic, payload, options ?? default, ct);
     }
 
     /// <summary>
     /// Publishes without asking for an ACK (no request id). Completes once the PUB is queued; it waits only when the send
-    /// queue is full. A server-side failure is reported through <see cref="ServerError"/>.
+    /// queue is full. A server-side failure is reported through <see cref="ServerError"/>. Queued PUBs that had not
+    /// reached the socket when a connection dropped are lost with it.
     /// </summary>
+    /// <exception cref="FastRelayConnectionException">The client is closed or reconnecting.</exception>
     public ValueTask PublishNoAckAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions? options = null, CancellationToken ct = default)
     {
         ValidatePublish(topic, payload, options);
@@ -44,35 +49,35 @@ public sealed partial class FastRelayClient
             return ValueTask.FromCanceled(ct);
         }
 
-        if (!IsConnected)
+        if (Usable() is not { } connection)
         {
             return ValueTask.FromException(NotConnected());
         }
 
-        return _outbox.TryReserve()
-            ? SendPublishNoAck(topic, payload, options ?? default)
-            : PublishNoAckWhenQueueHasRoomAsync(topic, payload, options ?? default, ct);
+        return connection.Outbox.TryReserve()
+            ? SendPublishNoAck(connection, topic, payload, options ?? default)
+            : PublishNoAckWhenQueueHasRoomAsync(connection, topic, payload, options ?? default, ct);
     }
 
-    private async Task<PublishAck> PublishWhenQueueHasRoomAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions options, CancellationToken ct)
+    private async Task<PublishAck> PublishWhenQueueHasRoomAsync(ClientConnection connection, string topic, ReadOnlyMemory<byte> payload, PublishOptions options, CancellationToken ct)
     {
-        await ReserveSlotAsync(ct).ConfigureAwait(false);
-        return await SendPublish(topic, payload, options, ct).ConfigureAwait(false);
+        await ReserveSlotAsync(connection, ct).ConfigureAwait(false);
+        return await SendPublish(connection, topic, payload, options, ct).ConfigureAwait(false);
     }
 
-    private async ValueTask PublishNoAckWhenQueueHasRoomAsync(string topic, ReadOnlyMemory<byte> payload, PublishOptions options, CancellationToken ct)
+    private async ValueTask PublishNoAckWhenQueueHasRoomAsync(ClientConnection connection, string topic, ReadOnlyMemory<byte> payload, PublishOptions options, CancellationToken ct)
     {
-        await ReserveSlotAsync(ct).ConfigureAwait(false);
-        await SendPublishNoAck(topic, payload, options).ConfigureAwait(false);
+        await ReserveSlotAsync(connection, ct).ConfigureAwait(false);
+        await SendPublishNoAck(connection, topic, payload, options).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Sends one PUB that already holds a send slot and returns the wait for its ACK. Each call uses a fresh request id,
     /// so a BACKOFF retry policy can wrap it (call again after RetryAfter) without changing anything here.
     /// </summary>
-    private Task<PublishAck> SendPublish(string topic, ReadOnlyMemory<byte> payload, in PublishOptions options, CancellationToken ct)
+    private Task<PublishAck> SendPublish(ClientConnection connection, string topic, ReadOnlyMemory<byte> payload, in PublishOptions options, CancellationToken ct)
     {
-        var request = new PublishRequest(_pending.NextId(), topic);
+        var request = new PublishRequest(connection.Pending.NextId(), topic);
         Frame frame;
         try
         {
@@ -80,14 +85,14 @@ public sealed partial class FastRelayClient
         }
         catch
         {
-            _outbox.ReleaseSlot();
+            connection.Outbox.ReleaseSlot();
             throw;
         }
 
-        return Enqueue(request, frame, holdsSlot: true, ct);
+        return connection.Enqueue(request, frame, holdsSlot: true, ct);
     }
 
-    private ValueTask SendPublishNoAck(string topic, ReadOnlyMemory<byte> payload, in PublishOptions options)
+    private ValueTask SendPublishNoAck(ClientConnection connection, string topic, ReadOnlyMemory<byte> payload, in PublishOptions options)
     {
         Frame frame;
         try
@@ -96,69 +101,31 @@ public sealed partial class FastRelayClient
         }
         catch
         {
-            _outbox.ReleaseSlot();
+            connection.Outbox.ReleaseSlot();
             throw;
         }
 
-        if (!_outbox.TryEnqueue(frame, holdsSlot: true))
+        if (!connection.Outbox.TryEnqueue(frame, holdsSlot: true))
         {
             frame.Release();
-            _outbox.ReleaseSlot();
-            return ValueTask.FromException(NotConnected());
+            connection.Outbox.ReleaseSlot();
+            return ValueTask.FromException(connection.NotConnected());
         }
 
         return ValueTask.CompletedTask;
     }
 
-    private async Task ReserveSlotAsync(CancellationToken ct)
+    private static async Task ReserveSlotAsync(ClientConnection connection, CancellationToken ct)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _lifetime.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, connection.Lifetime);
         try
         {
-            await _outbox.ReserveAsync(linked.Token).ConfigureAwait(false);
+            await connection.Outbox.ReserveAsync(linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw NotConnected();
+            throw connection.NotConnected();
         }
-    }
-
-    /// <summary>
-    /// Registers the request, then queues its frame (in that order, so the reply cannot arrive first) and returns the wait.
-    /// Failures after validation come back as a faulted task.
-    /// </summary>
-    private Task<T> Enqueue<T>(PendingRequest<T> request, Frame frame, bool holdsSlot, CancellationToken ct, bool withDeadline = true)
-    {
-        try
-        {
-            _pending.Add(request, withDeadline);
-        }
-        catch (FastRelayException ex)
-        {
-            frame.Release();
-            if (holdsSlot)
-            {
-                _outbox.ReleaseSlot();
-            }
-
-            return Task.FromException<T>(ex);
-        }
-
-        if (!_outbox.TryEnqueue(frame, holdsSlot))
-        {
-            frame.Release();
-            if (holdsSlot)
-            {
-                _outbox.ReleaseSlot();
-            }
-
-            _pending.Remove(request.RequestId);
-            request.Fail(NotConnected());
-            return request.Task;
-        }
-
-        request.CancelWith(_pending, ct);
-        return request.Task;
     }
 
     /// <summary>
@@ -220,8 +187,6 @@ public sealed partial class FastRelayClient
             ArrayPool<byte>.Shared.Return(scratch);
         }
     }
-
-    private static Frame EncodeControl(in Envelope envelope) => EnvelopeCodec.Encode(FramePool.Shared.Rent(), in envelope);
 
     private void ValidatePublish(string topic, ReadOnlyMemory<byte> payload, PublishOptions? options)
     {

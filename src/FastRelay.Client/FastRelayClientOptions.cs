@@ -32,6 +32,9 @@ public sealed class FastRelayClientOptions
     /// <summary>Publishes queued for the socket before PublishAsync/PublishNoAckAsync wait for room (backpressure).</summary>
     public int SendQueueCapacity { get; init; } = 4096;
 
+    /// <summary>Automatic reconnect with resume after a dropped connection; off by default (see <see cref="ReconnectOptions"/>).</summary>
+    public ReconnectOptions Reconnect { get; init; } = ReconnectOptions.Disabled;
+
     internal void Validate()
     {
         if (ConnectTimeout <= TimeSpan.Zero && ConnectTimeout != Timeout.InfiniteTimeSpan)
@@ -59,6 +62,8 @@ public sealed class FastRelayClientOptions
             throw new ArgumentOutOfRangeException(nameof(SendQueueCapacity), SendQueueCapacity, "SendQueueCapacity must be at least 1.");
         }
 
+        ArgumentNullException.ThrowIfNull(Reconnect);
+        Reconnect.Validate();
         Utf8Text.ThrowIfTooLong(ClientId, ProtocolLimits.MaxIdBytes, nameof(ClientId));
         Utf8Text.ThrowIfTooLong(Token, ProtocolLimits.MaxTokenBytes, nameof(Token));
     }

@@ -242,6 +242,34 @@ public sealed class SubscriptionTests
         Assert.True(client.IsConnected); // other topics are unaffected
     }
 
+    [Fact]
+    public async Task A_subscribe_cancelled_before_its_ack_is_undone_with_an_unsub_when_the_ack_comes()
+    {
+        await using var server = FakeRelayServer.StartTcp();
+        var subSeen = new TaskCompletionSource<ReceivedFrame>(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Intercept = (_, frame) =>
+        {
+            if (frame.Type != FrameType.Sub)
+            {
+                return Task.FromResult(false);
+            }
+
+            subSeen.TrySetResult(frame);
+            return Task.FromResult(true); // the test answers later
+        };
+        await using var client = await FastRelayClient.ConnectAsync(server.Url).Within();
+        var session = await server.NextSessionAsync();
+        using var cancel = new CancellationTokenSource();
+        var subscribing = client.SubscribeAsync("late", cancel.Token);
+        var sub = await subSeen.Task.Within();
+
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => subscribing).Within();
+        await session.SendAsync(new Envelope(FrameType.Ack).WithRequestId(sub.RequestId).WithTopic("late").WithEpoch(1).WithSeq(0));
+
+        Assert.Equal("late", (await session.NextAsync(FrameType.Unsub)).Topic); // the server must not keep sending it
+    }
+
     private static async Task<List<RelayEvent>> TakeAsync(Subscription subscription, int count)
     {
         var events = new List<RelayEvent>(count);

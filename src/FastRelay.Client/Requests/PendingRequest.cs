@@ -28,11 +28,11 @@ internal abstract class PendingRequest<T> : TaskCompletionSource<T>, IPendingReq
         _cancellation.Unregister();
         if (reply.Type is FrameType.Error or FrameType.Backoff)
         {
-            TrySetException(ServerErrors.FromReply(reply));
+            OnRefused(ServerErrors.FromReply(reply));
         }
-        else if (reply.Type != SuccessReply)
+        else if (!IsSuccessReply(reply.Type))
         {
-            TrySetException(new FastRelayException(ErrorCode.BadFrame,
+            OnRefused(new FastRelayException(ErrorCode.BadFrame,
                 $"the server answered request {RequestId} with {reply.Type}, expected {SuccessReply}"));
         }
         else
@@ -41,10 +41,16 @@ internal abstract class PendingRequest<T> : TaskCompletionSource<T>, IPendingReq
         }
     }
 
+    /// <summary>True for every reply type that means success (a SUB may be answered ACK, RECOVERED or NOT_RECOVERED).</summary>
+    protected virtual bool IsSuccessReply(FrameType type) => type == SuccessReply;
+
     /// <summary>Completes the task from the success reply (runs on the receive loop).</summary>
     protected abstract void OnSuccess(in Envelope reply);
 
-    public void Fail(Exception error)
+    /// <summary>The server refused the request (ERROR, BACKOFF, or an unexpected reply type); runs on the receive loop.</summary>
+    protected virtual void OnRefused(FastRelayException error) => TrySetException(error);
+
+    public virtual void Fail(Exception error)
     {
         _cancellation.Unregister();
         TrySetException(error);

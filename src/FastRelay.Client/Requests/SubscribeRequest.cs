@@ -2,30 +2,40 @@ using FastRelay.Protocol;
 
 namespace FastRelay.Client;
 
-/// <summary>A SUB waiting for its ACK. The subscription goes live on the receive loop, before the next frame is read,
-/// so no event that follows the ACK can be missed.</summary>
-internal sealed class SubscribeRequest(ulong requestId, Subscription subscription, SubscriptionTable table)
+/// <summary>
+/// A SUB to one topic waiting for its ACK (or RECOVERED / NOT_RECOVERED when it resumes). The subscription goes live on
+/// the receive loop, before the next frame is read, so no event that follows the reply can be missed.
+/// </summary>
+internal sealed class SubscribeRequest(ulong requestId, FastRelayClient client, ClientConnection connection, Subscription subscription)
     : PendingRequest<Subscription>(requestId)
 {
     public override string Describe() => $"SUB to '{subscription.Topic}'";
 
     protected override FrameType SuccessReply => FrameType.Ack;
 
-    protected override void OnSuccess(in Envelope ack)
-    {
-        if (!subscription.IsActive)
-        {
-            return; // the caller gave up (cancel) and already ended it
-        }
+    protected override bool IsSuccessReply(FrameType type) => type is FrameType.Ack or FrameType.Recovered or FrameType.NotRecovered;
 
-        subscription.Activate(ack.Epoch, ack.Seq);
-        if (table.TryAdd(subscription))
+    protected override void OnSuccess(in Envelope reply)
+    {
+        if (client.OnTopicSubscribed(connection, subscription, in reply))
         {
             TrySetResult(subscription);
         }
         else
         {
-            TrySetException(new FastRelayConnectionException(ErrorCode.None, "the connection closed while subscribing"));
+            TrySetException(connection.NotConnected());
         }
+    }
+
+    protected override void OnRefused(FastRelayException error)
+    {
+        client.OnSubscribeAnswered(subscription.Topic);
+        TrySetException(error);
+    }
+
+    public override void Fail(Exception error)
+    {
+        client.OnSubscribeAnswered(subscription.Topic);
+        base.Fail(error);
     }
 }

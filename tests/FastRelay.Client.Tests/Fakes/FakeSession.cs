@@ -47,6 +47,22 @@ internal sealed class FakeSession
         }
     }
 
+    /// <summary>The frames the client sent up to and including the next one of <paramref name="type"/>.</summary>
+    public async Task<List<ReceivedFrame>> UntilAsync(FrameType type)
+    {
+        using var timeout = new CancellationTokenSource(Wait.Timeout);
+        var frames = new List<ReceivedFrame>();
+        while (true)
+        {
+            var frame = await _received.Reader.ReadAsync(timeout.Token);
+            frames.Add(frame);
+            if (frame.Type == type)
+            {
+                return frames;
+            }
+        }
+    }
+
     public async Task SendAsync(Envelope envelope)
     {
         var buffer = new ArrayBufferWriter<byte>();
