@@ -32,7 +32,7 @@ internal static class MarkdownReport
                 continue;
             }
 
-            md.AppendLine(F($"| {r.Target} | {r.RateLabel} | {r.SentPerSecond:N0} | {r.DeliveredPerSecond:N0} | {r.P50Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.MaxUs:N0} | {r.Lost:N0} | {r.ServerCpuSeconds:0.00} | {r.ServerCpuNsPerDelivery:N0} | {r.ServerPeakRssBytes / 1048576.0:N1} |"));
+            md.AppendLine(F($"| {r.Target} | {r.RateLabel} | {r.SentPerSecond:N0} | {r.DeliveredPerSecond:N0} | {r.P50Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.MaxUs:N0} | {r.Lost:N0} | {r.ServerCpuSeconds:0.00} | {Num(r.ServerCpuNsPerDelivery)} | {r.ServerPeakRssBytes / 1048576.0:N1} |"));
         }
 
         md.AppendLine();
@@ -61,7 +61,7 @@ internal static class MarkdownReport
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         foreach (var r in results.Where(r => r.Failure is null))
         {
-            md.AppendLine(F($"| {r.Target} | {r.RateLabel} | {r.LatencySamples:N0} | {r.MessagesPerReceive:0.0} | {r.ServerContextSwitchesPerSecond:N0} | {r.ServerThreads} | {r.Backoffs:N0} | {r.Unanswered:N0} | {r.UnexpectedCloses:N0} | {r.Errors:N0} | {r.ClientCpuSeconds:0.00} | {r.ClientAllocatedBytesPerDelivery:0.00} | {r.LoadAverage:0.0} | {Cell(r.FirstError ?? "")} |"));
+            md.AppendLine(F($"| {r.Target} | {r.RateLabel} | {r.LatencySamples:N0} | {r.MessagesPerReceive:0.0} | {r.ServerContextSwitchesPerSecond:N0} | {r.ServerThreads} | {r.Backoffs:N0} | {r.Unanswered:N0} | {r.UnexpectedCloses:N0} | {r.Errors:N0} | {r.ClientCpuSeconds:0.00} | {(double.IsNaN(r.ClientAllocatedBytesPerDelivery) ? "n/a" : F($"{r.ClientAllocatedBytesPerDelivery:0.00}"))} | {r.LoadAverage:0.0} | {Cell(r.FirstError ?? "")} |"));
         }
 
         md.AppendLine();
@@ -129,6 +129,8 @@ internal static class MarkdownReport
 
         return md.ToString();
     }
+
+    private static string Num(double v) => double.IsFinite(v) ? F($"{v:N0}") : "n/a";
 
     private static string Threads(List<(string Name, double CpuSeconds, int Threads)> groups) =>
         string.Join(", ", groups.Where(t => t.CpuSeconds >= 0.005).Take(5).Select(t => F($"{t.Name} ×{t.Threads}: {t.CpuSeconds:0.00}")));

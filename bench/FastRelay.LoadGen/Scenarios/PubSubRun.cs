@@ -18,7 +18,7 @@ internal static class PubSubRun
     private const ulong SubscribeRequestId = 2;
     private static readonly TimeSpan SetupTimeout = TimeSpan.FromSeconds(120);
 
-    private readonly record struct Snapshot(long Ticks, long Delivered, long Sent, double ServerCpu, double ClientCpu, long Allocated, long ServerSwitches);
+    private readonly record struct Snapshot(long Ticks, long Delivered, long Sent, double ServerCpu, double ClientCpu, long ServerSwitches);
 
     public static async Task<PubSubResult> RunAsync(TargetKind kind, LoadGenOptions options, Workload workload, int rate)
     {
@@ -118,11 +118,13 @@ internal static class PubSubRun
     {
         var driver = new PublisherDriver(publishers, run, rate, options.Window, workload.SubscribersPerTopic, options.MaxMessages);
         long frequency = Stopwatch.Frequency;
-        Snapshot Take() => new(Stopwatch.GetTimestamp(), run.Delivered, driver.Sent, target.CpuSeconds(), Environment.CpuUsage.TotalTime.TotalSeconds, GC.GetTotalAllocatedBytes(), target.ContextSwitches());
+        Snapshot Take() => new(Stopwatch.GetTimestamp(), run.Delivered, driver.Sent, target.CpuSeconds(), Environment.CpuUsage.TotalTime.TotalSeconds, target.ContextSwitches());
 
         var begin = Take();
         Dictionary<int, (string Name, double CpuSeconds)>? threadsFrom = null;
         Dictionary<int, (string Name, double CpuSeconds)>? clientThreadsFrom = null;
+        long allocatedFrom = 0;
+        long allocatedTo = 0;
         driver.Start(TimeSpan.FromSeconds(options.WarmupSeconds + options.DurationSeconds));
         long warmupEnd = begin.Ticks + (long)(options.WarmupSeconds * frequency);
         long measureEnd = warmupEnd + (long)(options.DurationSeconds * frequency);
@@ -139,12 +141,14 @@ internal static class PubSubRun
                 from = driverDone && now < warmupEnd ? begin : Take();
                 threadsFrom = target.ThreadCpu();
                 clientThreadsFrom = ProcessStats.ThreadCpu(Environment.ProcessId);
+                allocatedFrom = GC.GetTotalAllocatedBytes(precise: true); // after the /proc reads, which allocate
                 run.Recording = true;
             }
 
             if (from is not null && (now >= measureEnd || driverDone))
             {
                 run.Recording = false;
+                allocatedTo = GC.GetTotalAllocatedBytes(precise: true); // before the /proc reads
                 to = Take();
                 result.ServerThreadCpu = ProcessStats.ThreadCpuDelta(threadsFrom ?? [], target.ThreadCpu());
                 result.ClientThreadCpu = ProcessStats.ThreadCpuDelta(clientThreadsFrom ?? [], ProcessStats.ThreadCpu(Environment.ProcessId));
@@ -155,7 +159,7 @@ internal static class PubSubRun
             if (now >= nextProgress)
             {
                 // Progress reads only counters: /proc reads allocate, and allocation inside the window is reported.
-                var current = new Snapshot(Stopwatch.GetTimestamp(), run.Delivered, driver.Sent, 0, 0, 0, 0);
+                var current = new Snapshot(Stopwatch.GetTimestamp(), run.Delivered, driver.Sent, 0, 0, 0);
                 double interval = (current.Ticks - previous.Ticks) / (double)frequency;
                 Progress.Tick(label, current.Ticks - begin.Ticks, current.Sent, current.Delivered,
                     (current.Sent - previous.Sent) / interval, (current.Delivered - previous.Delivered) / interval,
@@ -212,7 +216,7 @@ internal static class PubSubRun
         result.ServerContextSwitchesPerSecond = (to.ServerSwitches - from.Value.ServerSwitches) / seconds;
         result.ServerThreads = target.Threads();
         result.ClientCpuSeconds = to.ClientCpu - from.Value.ClientCpu;
-        result.ClientAllocatedBytesPerDelivery = delivered > 0 ? (to.Allocated - from.Value.Allocated) / (double)delivered : double.NaN;
+        result.ClientAllocatedBytesPerDelivery = delivered > 0 ? (allocatedTo - allocatedFrom) / (double)delivered : double.NaN;
 
         var histogram = run.Latency.Merge();
         result.LatencySamples = histogram.TotalCount;
