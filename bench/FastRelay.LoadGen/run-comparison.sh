@@ -5,7 +5,7 @@
 #   (default)     fanout, 1 topic x 1000 subscribers, 1 publisher, max rate, 10 s per target,
 #                 against fastrelay-ws, fastrelay-tcp and redis back to back (about 1 minute)
 #   --full        also: fanout at fixed rates (latency vs throughput sweep), latency at 2000 msg/s,
-#                 rooms (1000 x 5) and 10,000 idle connections (about 5 more minutes)
+#                 rooms (1000 x 5) and 10,000 idle connections (about 4 more minutes)
 #   --jit         run the server from `dotnet build` output instead of the Native-AOT binary
 #   --server PATH use this server binary (or fastrelay.dll) and build nothing for it
 #   other options go to every run and win over the defaults, e.g. --repeat 3 (median of 3 interleaved runs)

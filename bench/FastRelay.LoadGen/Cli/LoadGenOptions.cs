@@ -125,6 +125,11 @@ internal sealed class LoadGenOptions
             throw new UsageException("a scenario is required");
         }
 
+        if (args[0] is "-h" or "--help" or "help")
+        {
+            throw new UsageException(null);
+        }
+
         var o = new LoadGenOptions
         {
             Scenario = args[0] switch

@@ -134,18 +134,42 @@ internal static class SvgCharts
             }
         }
 
+        string[] notes = [];
         if (reference is { } line)
         {
             double y = Y(line.Value);
             svg.Append(F($"<line x1=\"{Left}\" y1=\"{y:0.#}\" x2=\"{Left + PlotWidth}\" y2=\"{y:0.#}\" stroke=\"#333\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"/>\n"));
-            svg.Append(F($"<text x=\"{Left + PlotWidth - 4}\" y=\"{y - 5:0.#}\" font-size=\"11\" text-anchor=\"end\" fill=\"#333\">{Escape(line.Label)}</text>\n"));
+            notes = ["dashed line:", .. WrapWords(line.Label, 22)];
         }
 
-        Legend(svg, bars.Select(b => (b.Target, false)).Distinct().ToList());
+        Legend(svg, bars.Select(b => (b.Target, false)).Distinct().ToList(), notes);
         return End(svg);
     }
 
     /// <summary>Starts a chart; a title "Main — detail" is drawn as a bold line and a smaller subtitle line.</summary>
+    private static string[] WrapWords(string text, int width)
+    {
+        var lines = new List<string>();
+        var line = new StringBuilder();
+        foreach (string word in text.Split(' '))
+        {
+            if (line.Length > 0 && line.Length + 1 + word.Length > width)
+            {
+                lines.Add(line.ToString());
+                line.Clear();
+            }
+
+            line.Append(line.Length > 0 ? " " : "").Append(word);
+        }
+
+        if (line.Length > 0)
+        {
+            lines.Add(line.ToString());
+        }
+
+        return lines.ToArray();
+    }
+
     private static StringBuilder Begin(string title)
     {
         var svg = new StringBuilder();

@@ -100,14 +100,20 @@ internal static class SelfTest
             }
         }
 
-        var decodeWatch = Stopwatch.StartNew();
         const int decodes = 500_000;
-        for (int i = 0; i < decodes; i++)
+        double decodeNs = 0;
+        for (int pass = 0; pass < 2; pass++)
         {
-            EnvelopeCodec.TryDecode(eventBody, out _, out _);
+            var decodeWatch = Stopwatch.StartNew();
+            for (int i = 0; i < decodes; i++)
+            {
+                EnvelopeCodec.TryDecode(eventBody, out _, out _);
+            }
+
+            decodeNs = decodeWatch.Elapsed.TotalNanoseconds / decodes;
         }
 
-        Console.Out.WriteLine($"  EnvelopeCodec.TryDecode of the same EVENT (for comparison): {decodeWatch.Elapsed.TotalNanoseconds / decodes:0} ns");
+        Console.Out.WriteLine($"  EnvelopeCodec.TryDecode of the same EVENT (for comparison, after a warm-up pass): {decodeNs:0} ns");
         Console.Out.WriteLine(failures == 0 ? "selftest passed" : $"selftest: {failures} failure(s)");
         return failures == 0 ? 0 : 1;
     }
