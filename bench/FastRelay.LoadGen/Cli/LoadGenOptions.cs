@@ -1,0 +1,300 @@
+using System.Globalization;
+using FastRelay.LoadGen.Targets;
+
+namespace FastRelay.LoadGen.Cli;
+
+/// <summary>The scenarios the load generator runs.</summary>
+internal enum Scenario
+{
+    Fanout,
+    Rooms,
+    Latency,
+    Connections,
+}
+
+/// <summary>Parsed command line: the scenario, its workload shape and the run limits.</summary>
+internal sealed class LoadGenOptions
+{
+    public const string Usage = """
+        fastrelay-loadgen — FastRelay vs Redis pub/sub, same workload, one run
+
+        Usage:
+          dotnet run -c Release --project bench/FastRelay.LoadGen -- SCENARIO [options]
+
+        Scenarios (defaults in brackets):
+          fanout        1 topic, S subscribers [1000], P publishers [1], max rate [--rate 0]
+          rooms         T topics [1000] x S subscribers each [5], P publishers [10] spread over the topics
+          latency       1 topic, S subscribers [50], P publishers [1], fixed moderate rate [--rate 2000]
+          connections   N idle connections [10000]: server RSS per connection (+ a labelled 1M projection)
+          selftest      check the client parsers against EnvelopeCodec and time them (no server needed)
+
+        Workload options:
+          --targets LIST       fastrelay-ws,fastrelay-tcp,redis (default: all three, back to back)
+          --subscribers N      subscribers per topic
+          --publishers N       publishing connections
+          --topics N           topics (rooms)
+          --rate N             messages/s per publisher; 0 = as fast as the flow-control window allows
+          --rates A,B,...      sweep several rates (one run per rate and target; adds a latency-vs-throughput chart)
+          --payload BYTES      payload size, at least 8 (the send timestamp) [64]
+          --duration S         measured seconds per run [10]
+          --warmup S           unmeasured seconds before the measurement [2]
+          --repeat N           run every (rate, target) N times, interleaved; tables and charts show medians [1]
+          --drain S            longest wait for in-flight deliveries after publishing stops [3]
+          --window N           per publisher: at most N unacknowledged publishes and N x subscribers-per-topic
+                               undelivered messages in flight [128]
+          --max-messages N     hard cap on messages published per run [50000000]
+          --connections N      connections scenario: idle connections to open [10000]
+          --settle S           connections scenario: wait before reading RSS [2]
+          --source-ips N       spread client sockets over 127.0.0.1..127.0.0.N (when ephemeral ports run short) [1]
+
+        Target options:
+          --server PATH        FastRelay server: a native binary or fastrelay.dll
+                               (default: artifacts/native/fastrelay if it exists, else
+                               src/FastRelay.Server/bin/Release/net10.0/fastrelay.dll run with `dotnet`)
+          --redis-server PATH  redis-server binary [redis-server on PATH]
+          --shards N           FastRelay shards (default: the server's, one per core)
+
+        Output:
+          --out DIR            results JSON, Markdown and SVG charts [artifacts/loadgen]
+          --name NAME          base name of the output files [the scenario; SCENARIO-sweep with --rates]
+          --recv-buffer BYTES  receive buffer per client connection [32768]
+          --connect-parallel N connections set up concurrently [64]
+        """;
+
+    public Scenario Scenario { get; private set; }
+
+    public List<TargetKind> Targets { get; } = [];
+
+    public int Subscribers { get; private set; }
+
+    public int Publishers { get; private set; }
+
+    public int Topics { get; private set; }
+
+    /// <summary>Rates to run, messages/s per publisher; 0 = max.</summary>
+    public List<int> Rates { get; } = [];
+
+    public int PayloadBytes { get; private set; } = 64;
+
+    public double DurationSeconds { get; private set; } = 10;
+
+    public double WarmupSeconds { get; private set; } = 2;
+
+    public double DrainSeconds { get; private set; } = 3;
+
+    public int Repeats { get; private set; } = 1;
+
+    public int Window { get; private set; } = 128;
+
+    public long MaxMessages { get; private set; } = 50_000_000;
+
+    public int Connections { get; private set; } = 10_000;
+
+    public double SettleSeconds { get; private set; } = 2;
+
+    public int SourceIps { get; private set; } = 1;
+
+    public string? ServerPath { get; private set; }
+
+    public string RedisServerPath { get; private set; } = "redis-server";
+
+    public int? Shards { get; private set; }
+
+    public string OutDir { get; private set; } = Path.Combine("artifacts", "loadgen");
+
+    public int ReceiveBufferBytes { get; private set; } = 32 * 1024;
+
+    private bool _outDirGiven;
+
+    public int ConnectParallelism { get; private set; } = 64;
+
+    /// <summary>True when the run sweeps more than one rate.</summary>
+    public bool IsSweep => Rates.Count > 1;
+
+    public string ScenarioName => Scenario.ToString().ToLowerInvariant();
+
+    /// <summary>Base name of the files written under <see cref="OutDir"/>.</summary>
+    public string OutputName => _name ?? (IsSweep ? $"{ScenarioName}-sweep" : ScenarioName);
+
+    private string? _name;
+
+    public static LoadGenOptions Parse(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            throw new UsageException("a scenario is required");
+        }
+
+        if (args[0] is "-h" or "--help" or "help")
+        {
+            throw new UsageException(null);
+        }
+
+        var o = new LoadGenOptions
+        {
+            Scenario = args[0] switch
+            {
+                "fanout" => Scenario.Fanout,
+                "rooms" => Scenario.Rooms,
+                "latency" => Scenario.Latency,
+                "connections" => Scenario.Connections,
+                _ => throw new UsageException($"unknown scenario '{args[0]}' (fanout, rooms, latency, connections)"),
+            },
+        };
+
+        // Scenario defaults; flags override them.
+        (o.Subscribers, o.Publishers, o.Topics, int rate) = o.Scenario switch
+        {
+            Scenario.Fanout => (1000, 1, 1, 0),
+            Scenario.Rooms => (5, 10, 1000, 0),
+            Scenario.Latency => (50, 1, 1, 2000),
+            _ => (0, 0, 0, 0),
+        };
+
+        string? rates = null;
+        string? targets = null;
+        for (int i = 1; i < args.Length; i++)
+        {
+            string name = args[i];
+            string? inline = null;
+            int eq = name.IndexOf('=');
+            if (eq > 0)
+            {
+                inline = name[(eq + 1)..];
+                name = name[..eq];
+            }
+
+            string Value()
+            {
+                if (inline is not null)
+                {
+                    return inline;
+                }
+
+                if (i + 1 >= args.Length)
+                {
+                    throw new UsageException($"option {name} needs a value");
+                }
+
+                return args[++i];
+            }
+
+            switch (name)
+            {
+                case "--targets": targets = Value(); break;
+                case "--subscribers": o.Subscribers = PositiveInt(name, Value()); break;
+                case "--publishers": o.Publishers = PositiveInt(name, Value()); break;
+                case "--topics": o.Topics = PositiveInt(name, Value()); break;
+                case "--rate": rate = NonNegativeInt(name, Value()); break;
+                case "--rates": rates = Value(); break;
+                case "--payload": o.PayloadBytes = PositiveInt(name, Value()); break;
+                case "--duration": o.DurationSeconds = PositiveDouble(name, Value()); break;
+                case "--warmup": o.WarmupSeconds = NonNegativeDouble(name, Value()); break;
+                case "--drain": o.DrainSeconds = NonNegativeDouble(name, Value()); break;
+                case "--repeat": o.Repeats = PositiveInt(name, Value()); break;
+                case "--window": o.Window = PositiveInt(name, Value()); break;
+                case "--max-messages": o.MaxMessages = PositiveInt(name, Value()); break;
+                case "--connections": o.Connections = PositiveInt(name, Value()); break;
+                case "--settle": o.SettleSeconds = NonNegativeDouble(name, Value()); break;
+                case "--source-ips": o.SourceIps = PositiveInt(name, Value()); break;
+                case "--server": o.ServerPath = Value(); break;
+                case "--redis-server": o.RedisServerPath = Value(); break;
+                case "--shards": o.Shards = PositiveInt(name, Value()); break;
+                case "--out": o.OutDir = Value(); o._outDirGiven = true; break;
+                case "--name": o._name = Value(); break;
+                case "--recv-buffer": o.ReceiveBufferBytes = PositiveInt(name, Value()); break;
+                case "--connect-parallel": o.ConnectParallelism = PositiveInt(name, Value()); break;
+                case "-h" or "--help": throw new UsageException(null);
+                default: throw new UsageException($"unknown option '{name}'");
+            }
+        }
+
+        if (rates is not null)
+        {
+            foreach (string part in rates.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                o.Rates.Add(NonNegativeInt("--rates", part));
+            }
+
+            if (o.Rates.Count == 0)
+            {
+                throw new UsageException("--rates needs at least one rate");
+            }
+        }
+        else
+        {
+            o.Rates.Add(rate);
+        }
+
+        if (targets is null)
+        {
+            o.Targets.AddRange([TargetKind.FastRelayWebSocket, TargetKind.FastRelayTcp, TargetKind.Redis]);
+        }
+        else
+        {
+            foreach (string part in targets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var kind = TargetKinds.Parse(part) ?? throw new UsageException($"unknown target '{part}' (fastrelay-ws, fastrelay-tcp, redis)");
+                if (!o.Targets.Contains(kind))
+                {
+                    o.Targets.Add(kind);
+                }
+            }
+        }
+
+        if (o.PayloadBytes < 8)
+        {
+            throw new UsageException("--payload must be at least 8 bytes: the first 8 carry the send timestamp");
+        }
+
+        if (o.SourceIps > 254)
+        {
+            throw new UsageException("--source-ips must be 1..254");
+        }
+
+        if (o.Scenario == Scenario.Connections && o.Connections > 15_000)
+        {
+            throw new UsageException("--connections must be at most 15000 (the open-files hard limit is 20000 per process)");
+        }
+
+        if (o.Scenario != Scenario.Connections && (long)o.Topics * o.Subscribers > 15_000)
+        {
+            throw new UsageException("topics x subscribers must be at most 15000 connections (open-files hard limit 20000 per process)");
+        }
+
+        return o;
+    }
+
+    /// <summary>
+    /// --out made absolute: a given path is taken from the current directory; the default lives under the
+    /// repository root (artifacts/loadgen) wherever the tool was started from.
+    /// </summary>
+    public LoadGenOptions WithAbsoluteOutDir()
+    {
+        OutDir = _outDirGiven ? Path.GetFullPath(OutDir) : Path.Combine(RepositoryPaths.Root, "artifacts", "loadgen");
+        return this;
+    }
+
+    private static int PositiveInt(string name, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v > 0
+            ? v
+            : throw new UsageException($"{name} must be a positive integer, got '{value}'");
+
+    private static int NonNegativeInt(string name, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 0
+            ? v
+            : throw new UsageException($"{name} must be a non-negative integer, got '{value}'");
+
+    private static double PositiveDouble(string name, string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0
+            ? v
+            : throw new UsageException($"{name} must be a positive number, got '{value}'");
+
+    private static double NonNegativeDouble(string name, string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v >= 0
+            ? v
+            : throw new UsageException($"{name} must be a non-negative number, got '{value}'");
+}
+
+/// <summary>A command-line mistake: printed with the usage, exit code 2.</summary>
+internal sealed class UsageException(string? message) : Exception(message ?? "");

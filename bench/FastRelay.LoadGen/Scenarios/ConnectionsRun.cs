@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using FastRelay.LoadGen.Cli;
+using FastRelay.LoadGen.Clients;
+using FastRelay.LoadGen.Reports;
+using FastRelay.LoadGen.Targets;
+using FastRelay.LoadGen.Wire;
+
+namespace FastRelay.LoadGen.Scenarios;
+
+/// <summary>
+/// Opens N idle connections (each upgraded and greeted: WebSocket upgrade + HELLO/WELCOME, or PING/PONG for
+/// Redis) and reads the server's RSS before, after a warm-up slice, and after all of them.
+/// The clients then stay silent and post no receive: the server sees truly idle sockets.
+/// </summary>
+internal static class ConnectionsRun
+{
+    private const int ClientBufferBytes = 1024;
+    private static readonly TimeSpan OpenTimeout = TimeSpan.FromSeconds(120);
+
+    public static async Task<ConnectionsResult> RunAsync(TargetKind kind, LoadGenOptions options)
+    {
+        string label = $"connections {kind.Name()}";
+        string logPath = Path.Combine(options.OutDir, "logs", $"connections-{kind.Name()}.log");
+        Progress.Line($"[{label}] starting {kind.Name()} (log: {logPath})");
+        await using var target = await TargetProcess.StartAsync(kind, options, logPath).ConfigureAwait(false);
+        var result = new ConnectionsResult { Target = kind.Name(), Server = target.Description, Requested = options.Connections };
+        var wire = WireProtocol.For(target);
+        var connector = new Connector(target, wire, options.SourceIps, ClientBufferBytes);
+        var connections = new ClientConnection?[options.Connections];
+        int failed = 0;
+        string? firstError = null;
+
+        async Task OpenRangeAsync(int from, int to, CancellationToken cancellationToken)
+        {
+            await Connector.ForEachAsync(from, to, options.ConnectParallelism, cancellationToken, async (i, ct) =>
+            {
+                try
+                {
+                    connections[i] = await connector.OpenAsync(i, ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Interlocked.Increment(ref failed);
+                    Interlocked.CompareExchange(ref firstError, ex.Message, null);
+                }
+            }).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await Task.Delay(500).ConfigureAwait(false);
+            result.RssBaselineBytes = target.RssBytes();
+            double cpu0 = target.CpuSeconds();
+            using var timeout = new CancellationTokenSource(OpenTimeout);
+            long start = Stopwatch.GetTimestamp();
+
+            // A warm-up slice first: pools, thread-pool threads and code pages that the first connections pull
+            // in are one-time costs; the marginal figure excludes them.
+            int warm = Math.Max(1, Math.Min(1000, options.Connections / 10));
+            result.WarmConnections = warm;
+            await OpenRangeAsync(0, warm, timeout.Token).ConfigureAwait(false);
+            await Task.Delay(500).ConfigureAwait(false);
+            result.RssWarmBytes = target.RssBytes();
+            int warmOpened = connections.Count(c => c is not null);
+            Progress.Line($"[{label}] {warmOpened} warm-up connections open; RSS {result.RssWarmBytes / 1048576.0:0.0} MiB");
+
+            using (var opening = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token))
+            {
+                var progress = ReportProgressAsync(label, connections, () => Volatile.Read(ref failed), opening.Token);
+                await OpenRangeAsync(warm, options.Connections, timeout.Token).ConfigureAwait(false);
+                result.OpenSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                opening.Cancel();
+                await progress.ConfigureAwait(false);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(options.SettleSeconds)).ConfigureAwait(false);
+            result.RssAfterBytes = target.RssBytes();
+            result.PeakRssBytes = target.PeakRssBytes();
+            result.LoadAverage = Measurement.MachineInfo.LoadAverage();
+            result.ServerCpuSeconds = target.CpuSeconds() - cpu0;
+            result.Opened = connections.Count(c => c is not null);
+            result.Failed = failed;
+            result.FirstError = firstError;
+            if (target.HasExited)
+            {
+                result.Failure = "the server exited while connections were open";
+            }
+
+            if (result.Opened > 0)
+            {
+                result.BytesPerConnection = (result.RssAfterBytes - result.RssBaselineBytes) / (double)result.Opened;
+            }
+
+            int afterWarm = result.Opened - warmOpened;
+            if (afterWarm > 0)
+            {
+                result.MarginalBytesPerConnection = (result.RssAfterBytes - result.RssWarmBytes) / (double)afterWarm;
+                result.ProjectedBytesAt1M = result.RssBaselineBytes + result.MarginalBytesPerConnection * 1_000_000;
+            }
+
+            Progress.Line(
+                $"[{label}] {result.Opened:N0} open ({result.Failed} failed) in {result.OpenSeconds:0.0} s; RSS {result.RssBaselineBytes / 1048576.0:0.0} → " +
+                $"{result.RssAfterBytes / 1048576.0:0.0} MiB: {result.BytesPerConnection:N0} B/conn overall, {result.MarginalBytesPerConnection:N0} B/conn marginal" +
+                (firstError is null ? "" : $"; first error: {firstError}"));
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            result.Failure = ex.Message;
+            Progress.Line($"[{label}] FAILED: {ex.Message}");
+        }
+        finally
+        {
+            foreach (var c in connections)
+            {
+                c?.Dispose();
+            }
+        }
+
+        return result;
+    }
+
+    private static async Task ReportProgressAsync(string label, ClientConnection?[] connections, Func<int> failed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(1000, cancellationToken).ConfigureAwait(false);
+                Progress.Line($"[{label}] open {connections.Count(c => c is not null):N0}/{connections.Length:N0}, failed {failed()}");
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}
