@@ -83,6 +83,8 @@ internal static class ClientCommands
         {
             ClientId = args.Get("client-id"),
             Token = args.Get("token") ?? Environment.GetEnvironmentVariable("FASTRELAY_TOKEN"),
+            // `sub` keeps going across relay restarts and deploys, resuming where it left off.
+            Reconnect = new ReconnectOptions { Enabled = true },
         };
         try
         {

@@ -207,7 +207,7 @@ internal sealed class SocketListener : IAsyncDisposable
 
         _connections.TryAdd(connection, 0);
         // The deadline covers the WebSocket upgrade and the HELLO: a silent socket cannot hold a slot forever.
-        using var deadline = new Timer(
+        var deadline = new Timer(
             static state =>
             {
                 var c = (Connection)state!;
@@ -219,12 +219,14 @@ internal sealed class SocketListener : IAsyncDisposable
             connection,
             _context.Options.HandshakeTimeout,
             Timeout.InfiniteTimeSpan);
+        connection.HandshakeDeadline = deadline;
         try
         {
             await connection.RunAsync().ConfigureAwait(false);
         }
         finally
         {
+            deadline.Dispose();
             _connections.TryRemove(connection, out _);
         }
     }

@@ -151,6 +151,37 @@ public sealed class DrainAndLimitsTests
         Assert.True(c.IsConnected);
     }
 
+    [Fact]
+    public async Task A_closed_connection_is_reported_disconnected_on_the_system_topic_and_no_longer_counted()
+    {
+        await using var relay = TestRelay.Start();
+        await using var ops = await FastRelayClient.ConnectAsync(relay.TcpUri, new FastRelayClientOptions { ClientId = "ops" });
+        await using var lifecycle = await ops.SubscribeAsync("$sys.connections");
+        var worker = await FastRelayClient.ConnectAsync(relay.WebSocketUri, new FastRelayClientOptions { ClientId = "worker-7" });
+        Assert.Equal(2, relay.Engine.SessionsOpen);
+        await worker.CloseAsync();
+
+        using var cts = new CancellationTokenSource(Timeout);
+        await foreach (var e in lifecycle.ReadAllAsync(cts.Token))
+        {
+            var reader = new MessagePack.MessagePackReader(e.Payload);
+            var fields = new Dictionary<string, string>();
+            for (int n = reader.ReadMapHeader(); n > 0; n--)
+            {
+                string key = reader.ReadString()!;
+                fields[key] = reader.NextMessagePackType == MessagePack.MessagePackType.Integer ? reader.ReadInt64().ToString() : reader.ReadString()!;
+            }
+
+            if (fields["client_id"] == "worker-7" && fields["event"] == "disconnected")
+            {
+                Assert.Equal("ws", fields["transport"]);
+                break;
+            }
+        }
+
+        await WaitUntil(() => relay.Engine.SessionsOpen == 1);
+    }
+
     private static async Task WaitUntil(Func<bool> condition)
     {
         using var cts = new CancellationTokenSource(Timeout);

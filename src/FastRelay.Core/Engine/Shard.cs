@@ -12,7 +12,8 @@ namespace FastRelay.Core.Engine;
 /// </summary>
 internal sealed class Shard : IDisposable
 {
-    private const int SpinsBeforePark = 64;
+    // Brief: a spinning shard burns a core that connection threads need (measured ~32 µs per idle episode at 64 × 20).
+    private const int SpinsBeforePark = 16;
     private const int MaintenanceIntervalMs = 1000;
     private const int LaneQuantum = 64;
 
@@ -203,7 +204,7 @@ internal sealed class Shard : IDisposable
                 return;
             }
 
-            Thread.SpinWait(20);
+            Thread.SpinWait(8);
         }
 
         Volatile.Write(ref _parked, 1);

@@ -69,6 +69,7 @@ public sealed class Session
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
     private volatile bool _draining;
+    private bool _helloCompleted;
     private bool _countedInTenant;
 
     internal byte[] ClientIdUtf8 => _clientIdUtf8;
@@ -190,6 +191,7 @@ public sealed class Session
             }
 
             _state = SessionState.Open;
+            _helloCompleted = true;
         }
 
         var welcome = new Envelope(FrameType.Welcome)
@@ -667,7 +669,9 @@ public sealed class Session
     /// <summary>The connection is gone (read loop ended): drop every subscription on its shard.</summary>
     public void OnTransportClosed()
     {
-        bool wasOpen = _state == SessionState.Open;
+        // Not _state: the transport usually closes the session before it reports the connection gone.
+        bool wasOpen = _helloCompleted;
+        _helloCompleted = false;
         Close(SessionCloseKind.Normal, "connection closed");
         if (_countedInTenant)
         {

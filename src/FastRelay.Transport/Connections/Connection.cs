@@ -35,13 +35,30 @@ internal abstract class Connection
     protected PipeReader Input { get; }
 
     private long _lastInboundMs = Environment.TickCount64;
+    private Timer? _handshakeDeadline;
+
+    /// <summary>The timer that aborts the connection if HELLO does not come in time; dropped once it has.</summary>
+    internal Timer? HandshakeDeadline
+    {
+        get => _handshakeDeadline;
+        set => _handshakeDeadline = value;
+    }
     private long _pingedAtMs;
 
     /// <summary>When the peer last sent anything (Environment.TickCount64).</summary>
     public long LastInboundMs => Volatile.Read(ref _lastInboundMs);
 
     /// <summary>Read loops call this after every read that returned data.</summary>
-    protected void OnInput() => Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
+    protected void OnInput()
+    {
+        Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
+        if (_handshakeDeadline is { } deadline && Session.State == SessionState.Open)
+        {
+            // An idle connection should not keep a timer alive for its whole life.
+            _handshakeDeadline = null;
+            deadline.Dispose();
+        }
+    }
 
     /// <summary>Keepalive and idle timeout, driven once a second by the server.</summary>
     internal void CheckIdle(long nowMs, long keepAliveMs, long idleTimeoutMs)
