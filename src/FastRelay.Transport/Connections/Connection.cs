@@ -160,6 +160,60 @@ internal abstract class Connection
     /// <summary>Reads frames until the peer closes (returns true) or the session ends (returns false).</summary>
     protected abstract Task<bool> ReadLoopAsync();
 
+    /// <summary>What <see cref="TryHandleNext"/> did with the front of the input.</summary>
+    protected enum FrameOutcome : byte
+    {
+        /// <summary>No whole frame yet: wait for more input.</summary>
+        NeedMoreData,
+        /// <summary>A frame was handled; there may be more.</summary>
+        Handled,
+        /// <summary>The session is closing: stop reading.</summary>
+        Stop,
+    }
+
+    /// <summary>Parses and handles one frame from the front of <paramref name="buffer"/> (advancing it).</summary>
+    protected abstract FrameOutcome TryHandleNext(ref ReadOnlySequence<byte> buffer);
+
+    /// <summary>
+    /// The read loop both framings share: read, hand every whole frame to <see cref="TryHandleNext"/>, keep the
+    /// partial rest for the next read. True when the peer closed, false when the session ended.
+    /// </summary>
+    protected async Task<bool> ReadFramesAsync()
+    {
+        while (true)
+        {
+            var result = await Input.ReadAsync().ConfigureAwait(false);
+            if (result.IsCanceled)
+            {
+                return false;
+            }
+
+            var buffer = result.Buffer;
+            OnInput();
+            var outcome = FrameOutcome.Handled;
+            try
+            {
+                while ((outcome = TryHandleNext(ref buffer)) == FrameOutcome.Handled)
+                {
+                }
+            }
+            finally
+            {
+                Input.AdvanceTo(buffer.Start, buffer.End);
+            }
+
+            if (outcome == FrameOutcome.Stop)
+            {
+                return false;
+            }
+
+            if (result.IsCompleted)
+            {
+                return true;
+            }
+        }
+    }
+
     /// <summary>Size of the transport header in front of an envelope of <paramref name="bodyLength"/> bytes.</summary>
     protected abstract int HeaderSize(int bodyLength);
 

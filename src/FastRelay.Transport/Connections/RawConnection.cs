@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Sockets;
 using FastRelay.Core.Sessions;
 using FastRelay.Protocol;
@@ -12,52 +13,19 @@ internal sealed class RawConnection : Connection
     {
     }
 
-    protected override async Task<bool> ReadLoopAsync()
+    protected override Task<bool> ReadLoopAsync() => ReadFramesAsync();
+
+    protected override FrameOutcome TryHandleNext(ref ReadOnlySequence<byte> buffer)
     {
-        while (true)
+        var status = RawFraming.TryRead(ref buffer, MaxMessageBytes, out var body, out uint declared);
+        bool open = status switch
         {
-            var result = await Input.ReadAsync().ConfigureAwait(false);
-            if (result.IsCanceled)
-            {
-                return false;
-            }
-
-            var buffer = result.Buffer;
-            OnInput();
-            bool open = true;
-            try
-            {
-                while (open)
-                {
-                    var status = RawFraming.TryRead(ref buffer, MaxMessageBytes, out var body, out uint declared);
-                    if (status == RawFrameStatus.Incomplete)
-                    {
-                        break;
-                    }
-
-                    open = status switch
-                    {
-                        RawFrameStatus.Complete => Deliver(in body),
-                        RawFrameStatus.TooLarge => Reject(ErrorCode.TooLarge, $"frame of {declared} bytes exceeds the limit of {MaxMessageBytes} bytes", SessionCloseKind.MessageTooBig),
-                        _ => Reject(ErrorCode.BadFrame, "zero-length frame", SessionCloseKind.ProtocolError),
-                    };
-                }
-            }
-            finally
-            {
-                Input.AdvanceTo(buffer.Start, buffer.End);
-            }
-
-            if (!open)
-            {
-                return false;
-            }
-
-            if (result.IsCompleted)
-            {
-                return true;
-            }
-        }
+            RawFrameStatus.Incomplete => true,
+            RawFrameStatus.Complete => Deliver(in body),
+            RawFrameStatus.TooLarge => Reject(ErrorCode.TooLarge, $"frame of {declared} bytes exceeds the limit of {MaxMessageBytes} bytes", SessionCloseKind.MessageTooBig),
+            _ => Reject(ErrorCode.BadFrame, "zero-length frame", SessionCloseKind.ProtocolError),
+        };
+        return !open ? FrameOutcome.Stop : status == RawFrameStatus.Incomplete ? FrameOutcome.NeedMoreData : FrameOutcome.Handled;
     }
 
     private bool Reject(ErrorCode code, string reason, SessionCloseKind kind)

@@ -18,6 +18,7 @@ internal sealed class WebSocketConnection : Connection
     private int _pongLength = -1;
     private volatile bool _pingPending;
     private volatile bool _upgraded;
+    private WebSocketMessageReader? _reader;
     private ushort _closeCode;
     private string? _closeReason;
 
@@ -34,46 +35,26 @@ internal sealed class WebSocketConnection : Connection
             return handshake.Value;
         }
 
-        using var reader = new WebSocketMessageReader(MaxMessageBytes);
-        while (true)
+        _reader = new WebSocketMessageReader(MaxMessageBytes);
+        try
         {
-            var result = await Input.ReadAsync().ConfigureAwait(false);
-            if (result.IsCanceled)
-            {
-                return false;
-            }
-
-            var buffer = result.Buffer;
-            OnInput();
-            bool open = true;
-            try
-            {
-                while (open)
-                {
-                    var status = reader.TryRead(ref buffer, out var message);
-                    if (status == WebSocketReadStatus.NeedMoreData)
-                    {
-                        break;
-                    }
-
-                    open = Handle(status, in message);
-                }
-            }
-            finally
-            {
-                Input.AdvanceTo(buffer.Start, buffer.End);
-            }
-
-            if (!open)
-            {
-                return false;
-            }
-
-            if (result.IsCompleted)
-            {
-                return true;
-            }
+            return await ReadFramesAsync().ConfigureAwait(false);
         }
+        finally
+        {
+            _reader.Dispose();
+        }
+    }
+
+    protected override FrameOutcome TryHandleNext(ref ReadOnlySequence<byte> buffer)
+    {
+        var status = _reader!.TryRead(ref buffer, out var message);
+        if (status == WebSocketReadStatus.NeedMoreData)
+        {
+            return FrameOutcome.NeedMoreData;
+        }
+
+        return Handle(status, in message) ? FrameOutcome.Handled : FrameOutcome.Stop;
     }
 
     private bool Handle(WebSocketReadStatus status, in WebSocketMessage message)
