@@ -29,7 +29,7 @@ public sealed class RelayEngine : IDisposable
         NodeNameUtf8 = Encoding.UTF8.GetBytes(Options.NodeName);
         OutboxLimits = OutboxLimits.From(Options);
         _shards = new Shard[Options.EffectiveShards];
-        Authenticator.EnableFairness(_shards.Length, Options.ShardInboxCapacity);
+        FairScheduling = Authenticator.EnableFairness(_shards.Length, Options.ShardInboxCapacity);
         for (int i = 0; i < _shards.Length; i++)
         {
             _shards[i] = new Shard(this, i, Options.ShardInboxCapacity);
@@ -50,6 +50,9 @@ public sealed class RelayEngine : IDisposable
     internal byte[] NodeNameUtf8 { get; }
 
     internal OutboxLimits OutboxLimits { get; }
+
+    /// <summary>Several tenants share the shards: publishes that back up wait in per-tenant lanes (deficit round robin).</summary>
+    internal bool FairScheduling { get; }
 
     /// <summary>Clock (ms) for KV TTLs and consumer-group leases; tests replace it to expire without waiting.</summary>
     internal Func<long> ClockMs { get; set; } = static () => Environment.TickCount64;

@@ -248,9 +248,9 @@ internal sealed class Shard : IDisposable
             return;
         }
 
-        if (_activeLanes.Count == 0 && _inbox.IsEmpty)
+        if (!_engine.FairScheduling || (_activeLanes.Count == 0 && _inbox.IsEmpty))
         {
-            Process(ref command); // nothing is waiting: no one to be fair to
+            Process(ref command); // one tenant, or nothing waiting: no one to be fair to
             return;
         }
 

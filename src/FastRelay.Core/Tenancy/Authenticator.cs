@@ -63,17 +63,19 @@ public sealed class Authenticator
     public TenantContext? FindTenant(string name) => _tenants.GetValueOrDefault(name);
 
     /// <summary>Several tenants share the shards: cap each tenant's share of every shard inbox.</summary>
-    internal void EnableFairness(int shards, int inboxCapacity)
+    internal bool EnableFairness(int shards, int inboxCapacity)
     {
         if (_tenants.Count < 2)
         {
-            return;
+            return false; // one tenant cannot be unfair to another: shards take publishes in arrival order
         }
 
         foreach (var tenant in _tenants.Values)
         {
             tenant.EnableShardQuota(shards, Math.Max(16, inboxCapacity / 2));
         }
+
+        return true;
     }
 
     public AuthResult Authenticate(ReadOnlySpan<byte> token, ReadOnlySpan<byte> requestedClientId)
