@@ -1,0 +1,3 @@
+using FastRelay.Sidecar;
+
+return await SidecarCli.RunAsync(args).ConfigureAwait(false);
