@@ -50,7 +50,7 @@ public sealed partial class FastRelayClient
                     AnswerPing(in envelope);
                     break;
                 case FrameType.Drain:
-                    client.OnDrain(new DrainNotice(TimeSpan.FromMilliseconds(envelope.RetryAfterMs),
+                    client.OnDrain(connection, new DrainNotice(TimeSpan.FromMilliseconds(envelope.RetryAfterMs),
                         envelope.Has(FieldMask.Node) ? System.Text.Encoding.UTF8.GetString(envelope.Node.Span) : null));
                     break;
                 default:

@@ -25,7 +25,12 @@ public sealed partial class FastRelayClient
             return Task.FromCanceled<PublishAck>(ct);
         }
 
-        if (Usable() is not { } connection)
+        if (_options.PublishRetry.Enabled)
+        {
+            return PublishWithRetry(topic, payload, options ?? default, ct);
+        }
+
+        if (Usable() is not { } connection || IsDraining(connection))
         {
             return Task.FromException<PublishAck>(NotConnected());
         }
@@ -49,7 +54,7 @@ public sealed partial class FastRelayClient
             return ValueTask.FromCanceled(ct);
         }
 
-        if (Usable() is not { } connection)
+        if (Usable() is not { } connection || IsDraining(connection))
         {
             return ValueTask.FromException(NotConnected());
         }
@@ -132,12 +137,12 @@ public sealed partial class FastRelayClient
     /// Encodes a PUB into a pooled frame. The strings go through one rented scratch buffer, so the only per-publish
     /// allocations left are the request and its task (none at all for a fire-and-forget publish).
     /// </summary>
-    private Frame EncodePublish(ulong requestId, string topic, ReadOnlyMemory<byte> payload, in PublishOptions options)
+    private Frame EncodePublish(ulong requestId, string topic, ReadOnlyMemory<byte> payload, in PublishOptions options, ulong autoId = 0)
     {
         string? messageId = string.IsNullOrEmpty(options.MessageId) ? null : options.MessageId;
         string? prevEventId = string.IsNullOrEmpty(options.PrevEventId) ? null : options.PrevEventId;
         byte[] scratch = ArrayPool<byte>.Shared.Rent(
-            Utf8Text.MaxByteCount(topic) + Utf8Text.MaxByteCount(messageId) + Utf8Text.MaxByteCount(prevEventId));
+            Utf8Text.MaxByteCount(topic) + Utf8Text.MaxByteCount(messageId) + Utf8Text.MaxByteCount(prevEventId) + AutoIdMaxBytes);
         try
         {
             int used = 0;
@@ -153,6 +158,11 @@ public sealed partial class FastRelayClient
             if (messageId is not null)
             {
                 pub.MessageId = Utf8Text.Write(scratch, ref used, messageId);
+                pub.Present |= FieldMask.MessageId;
+            }
+            else if (autoId != 0)
+            {
+                pub.MessageId = WriteAutoId(scratch, ref used, autoId);
                 pub.Present |= FieldMask.MessageId;
             }
 

@@ -5,7 +5,16 @@ namespace FastRelay.Client;
 
 public sealed partial class FastRelayClient
 {
-    private DrainNotice? _drain;
+    /// <summary>The last DRAIN (with Reconnect on): which connection got it and when; cleared once a reconnect completes.</summary>
+    private DrainState? _drain;
+
+    private sealed record DrainState(DrainNotice Notice, long ReceivedAt, ClientConnection Connection);
+
+    /// <summary>True when <paramref name="connection"/> received DRAIN: no new publish goes to it.</summary>
+    private bool IsDraining(ClientConnection connection) => Volatile.Read(ref _drain) is { } drain && ReferenceEquals(drain.Connection, connection);
+
+    /// <summary>A DRAIN was received and the reconnect it announced has not completed yet.</summary>
+    private bool AwaitingDrainReconnect => Volatile.Read(ref _drain) is not null && Volatile.Read(ref _state) is StateConnected or StateReconnecting;
 
     /// <summary>
     /// A connection ended. While connected, that either ends the client (reconnect off, closed by the client, 401) or
@@ -75,9 +84,14 @@ public sealed partial class FastRelayClient
             try
             {
                 var delay = policy.DelayBefore(attempt, Random.Shared.NextDouble());
-                if (attempt == 0 && Interlocked.Exchange(ref _drain, null) is { } drain && drain.RetryAfter > delay)
+                var endpoint = _home;
+                if (attempt == 0 && Volatile.Read(ref _drain) is { } drain && ReferenceEquals(drain.Connection, _connection))
                 {
-                    delay = drain.RetryAfter; // the server asked for this much
+                    // A drain, not a failure: come back when the server said (its delay is already randomised to spread
+                    // the crowd, counted from the DRAIN), to the node it suggested when that is a URL.
+                    var left = drain.Notice.RetryAfter - Stopwatch.GetElapsedTime(drain.ReceivedAt);
+                    delay = left > TimeSpan.Zero ? left : TimeSpan.Zero;
+                    endpoint = DrainTarget(drain.Notice) ?? _home;
                 }
 
                 if (delay > TimeSpan.Zero)
@@ -90,9 +104,11 @@ public sealed partial class FastRelayClient
                     await gate(ct).ConfigureAwait(false);
                 }
 
+                Endpoint = endpoint;
                 connection = await OpenConnectionAsync(ct).ConfigureAwait(false);
                 if (await ResumeAsync(connection, ct).ConfigureAwait(false) && TryCompleteReconnect(connection))
                 {
+                    _home = endpoint;
                     Raise(Reconnected, this, new ReconnectedInfo(attempt + 1, Stopwatch.GetElapsedTime(started), Node));
                     return;
                 }
@@ -129,6 +145,11 @@ public sealed partial class FastRelayClient
             }
 
             Interlocked.Increment(ref _reconnects);
+            if (Volatile.Read(ref _drain) is { } drain && !ReferenceEquals(drain.Connection, connection))
+            {
+                Interlocked.CompareExchange(ref _drain, null, drain); // the drain is over: publishes flow again
+            }
+
             _state = StateConnected;
             _lost = null;
             _connected.TrySetResult();
@@ -275,9 +296,37 @@ public sealed partial class FastRelayClient
         }
     }
 
-    private void OnDrain(DrainNotice notice)
+    /// <summary>
+    /// DRAIN (receive loop). With Reconnect on, no new publish goes to this connection from now on (they wait for the
+    /// reconnect, or fail fast without retries); the server closes the connection once it has flushed everything it
+    /// accepted, and the reconnect then waits for the DRAIN's delay, not the backoff.
+    /// </summary>
+    private void OnDrain(ClientConnection connection, DrainNotice notice)
     {
-        Volatile.Write(ref _drain, notice);
+        if (_options.Reconnect.Enabled)
+        {
+            Volatile.Write(ref _drain, new DrainState(notice, Stopwatch.GetTimestamp(), connection));
+        }
+
         Raise(Drained, this, notice);
+    }
+
+    /// <summary>The DRAIN's node hint as an endpoint, when it is a URL this client can connect to; else null (same URL).</summary>
+    private static Uri? DrainTarget(DrainNotice notice)
+    {
+        if (string.IsNullOrEmpty(notice.Node) || !Uri.TryCreate(notice.Node, UriKind.Absolute, out var uri))
+        {
+            return null;
+        }
+
+        try
+        {
+            RelayEndpoint.Validate(uri);
+            return uri;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
     }
 }

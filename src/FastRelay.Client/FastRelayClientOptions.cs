@@ -35,6 +35,12 @@ public sealed class FastRelayClientOptions
     /// <summary>Automatic reconnect with resume after a dropped connection; off by default (see <see cref="ReconnectOptions"/>).</summary>
     public ReconnectOptions Reconnect { get; init; } = ReconnectOptions.Disabled;
 
+    /// <summary>
+    /// Automatic retry of PublishAsync after BACKOFF (and, with Reconnect, after ERROR 503 from a draining node or a
+    /// connection lost before the ACK), reusing one message id; on by default, <c>MaxAttempts = 1</c> disables it.
+    /// </summary>
+    public PublishRetryOptions PublishRetry { get; init; } = PublishRetryOptions.Default;
+
     internal void Validate()
     {
         if (ConnectTimeout <= TimeSpan.Zero && ConnectTimeout != Timeout.InfiniteTimeSpan)
@@ -64,6 +70,8 @@ public sealed class FastRelayClientOptions
 
         ArgumentNullException.ThrowIfNull(Reconnect);
         Reconnect.Validate();
+        ArgumentNullException.ThrowIfNull(PublishRetry);
+        PublishRetry.Validate();
         Utf8Text.ThrowIfTooLong(ClientId, ProtocolLimits.MaxIdBytes, nameof(ClientId));
         Utf8Text.ThrowIfTooLong(Token, ProtocolLimits.MaxTokenBytes, nameof(Token));
     }

@@ -93,7 +93,7 @@ public sealed class PublishTests
                 .WithError(ErrorCode.None, "shard inbox full"));
             return true;
         };
-        await using var client = await FastRelayClient.ConnectAsync(server.Url).Within();
+        await using var client = await FastRelayClient.ConnectAsync(server.Url, new FastRelayClientOptions { PublishRetry = new PublishRetryOptions { MaxAttempts = 1 } }).Within();
 
         var error = await Assert.ThrowsAsync<FastRelayBackoffException>(() => client.PublishAsync("busy", "x"u8.ToArray())).Within();
 
