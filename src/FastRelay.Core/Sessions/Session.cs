@@ -69,6 +69,7 @@ public sealed class Session
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
     private volatile bool _draining;
+    private uint _drainRetryAfterMs;
     private bool _helloCompleted;
     private bool _countedInTenant;
 
@@ -107,7 +108,18 @@ public sealed class Session
 
         if (_draining && envelope.Type is FrameType.Pub or FrameType.Sub)
         {
-            SendError(envelope.RequestId, ErrorCode.Unavailable, "server draining: reconnect and retry (the publish was not accepted)");
+            // Not accepted: safe to retry elsewhere (same message_id). The hint repeats the DRAIN's delay for
+            // clients that missed the DRAIN frame.
+            var refusal = new Envelope(FrameType.Error)
+                .WithError(ErrorCode.Unavailable, "server draining: reconnect and retry (the publish was not accepted)")
+                .WithRetryAfterMs(_drainRetryAfterMs);
+            if (envelope.RequestId != 0)
+            {
+                refusal = refusal.WithRequestId(envelope.RequestId);
+            }
+
+            _engine.CountError();
+            SendControl(in refusal);
             return true;
         }
 
@@ -731,6 +743,7 @@ public sealed class Session
     /// </summary>
     public void Drain(uint reconnectAfterMs, string? node)
     {
+        _drainRetryAfterMs = reconnectAfterMs;
         _draining = true;
         var drain = new Envelope(FrameType.Drain).WithRetryAfterMs(reconnectAfterMs);
         if (!string.IsNullOrEmpty(node))
