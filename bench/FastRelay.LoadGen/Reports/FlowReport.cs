@@ -41,14 +41,14 @@ internal static class FlowReport
             md.AppendLine();
             md.AppendLine("Latency, delivered and lost are the fast subscribers'. \"server closed at\" = seconds after publishing began at which the server's open-socket count fell (polled every 100 ms from /proc/PID/fd).");
             md.AppendLine();
-            md.AppendLine("| target | run | fast delivered msg/s | p50 µs | p99 µs | p99.9 µs | max µs | fast lost | fast closed | slow closed / open | server closed at (s) | bytes slow ones read after the run | server CPU s | server peak RSS MiB | load avg |");
-            md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|");
+            md.AppendLine("| target | run | fast delivered msg/s | p50 µs | p99 µs | p99.9 µs | max µs | fast lost | fast closed | slow closed / open | server counted slow consumers (s: count) | server closed socket at (s) | slow sockets server still held after the run | bytes slow ones read after the run | server CPU s | server peak RSS MiB | load avg |");
+            md.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|");
             foreach (var r in results)
             {
                 string closes = r.ServerSocketCloses.Count == 0 ? "–" : string.Join(", ", r.ServerSocketCloses.Select(t => t.ToString("0.0", CultureInfo.InvariantCulture)));
                 md.AppendLine(r.Failure is not null
                     ? F($"| {r.Target} | {Variant(o, r)} | failed: {r.Failure} |||||||||||||")
-                    : F($"| {r.Target} | {Variant(o, r)} | {r.DeliveredPerSecond:N0} | {r.P50Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.MaxUs:N0} | {r.Lost:N0} | {r.UnexpectedCloses:N0} | {(r.Slow == 0 ? "–" : F($"{r.SlowClosed} / {r.SlowOpen}"))} | {closes} | {r.SlowBytesAfterRun:N0} | {r.ServerCpuSeconds:0.00} | {r.ServerPeakRssBytes / 1048576.0:0.0} | {r.LoadAverage:0.0} |"));
+                    : F($"| {r.Target} | {Variant(o, r)} | {r.DeliveredPerSecond:N0} | {r.P50Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.MaxUs:N0} | {r.Lost:N0} | {r.UnexpectedCloses:N0} | {(r.Slow == 0 ? "–" : F($"{r.SlowClosed} / {r.SlowOpen}"))} | {Counted(r)} | {closes} | {(r.Slow == 0 ? "–" : r.SlowSocketsHeldByServer.ToString(CultureInfo.InvariantCulture))} | {r.SlowBytesAfterRun:N0} | {r.ServerCpuSeconds:0.00} | {r.ServerPeakRssBytes / 1048576.0:0.0} | {r.LoadAverage:0.0} |"));
             }
         }
 
@@ -65,6 +65,28 @@ internal static class FlowReport
         md.AppendLine();
         md.AppendLine(F($"Machine: {machine.Processors} × {machine.CpuModel}, {machine.Runtime}; {machine.FastRelayServer}; {machine.RedisServer}."));
         return md.ToString();
+    }
+
+    /// <summary>The first second at which each new slow_consumers count appeared, e.g. "3.0: 5".</summary>
+    private static string Counted(FlowResult r)
+    {
+        if (r.SlowConsumerCounts.Count == 0)
+        {
+            return "–";
+        }
+
+        var steps = new List<string>();
+        long last = 0;
+        foreach (var (seconds, count) in r.SlowConsumerCounts)
+        {
+            if (count != last && seconds >= -1)
+            {
+                steps.Add(F($"{seconds:0.0}: {count}"));
+                last = count;
+            }
+        }
+
+        return steps.Count == 0 ? "0" : string.Join(", ", steps);
     }
 
     public static List<string> Write(LoadGenOptions o, MachineInfo machine, IReadOnlyList<FlowResult> results, string markdown)
@@ -141,6 +163,17 @@ internal static class FlowReport
                 w.WriteNumber("slow_closed", r.SlowClosed);
                 w.WriteNumber("slow_open", r.SlowOpen);
                 w.WriteNumber("slow_bytes_after_run", r.SlowBytesAfterRun);
+                w.WriteNumber("slow_sockets_held_by_server", r.SlowSocketsHeldByServer);
+                w.WriteStartArray("server_slow_consumers");
+                foreach (var (seconds, count) in r.SlowConsumerCounts)
+                {
+                    w.WriteStartArray();
+                    w.WriteNumberValue(Math.Round(seconds, 2));
+                    w.WriteNumberValue(count);
+                    w.WriteEndArray();
+                }
+
+                w.WriteEndArray();
                 w.WriteStartArray("server_socket_closes_s");
                 foreach (double t in r.ServerSocketCloses)
                 {

@@ -60,6 +60,14 @@ internal sealed class FlowResult
     public int SlowClosed { get; set; }
     public int SlowOpen { get; set; }
     public long SlowBytesAfterRun { get; set; }
+    public int SocketsAtStart { get; set; }
+    public DateTime PublishStartedAt { get; set; }
+
+    /// <summary>Slow subscribers' sockets the server still had open after publishing stopped (and the drain).</summary>
+    public int SlowSocketsHeldByServer { get; set; }
+
+    /// <summary>FastRelay's slow_consumers counter over time, from its stats log lines.</summary>
+    public List<(double Seconds, long SlowConsumers)> SlowConsumerCounts { get; } = [];
 
     /// <summary>Seconds after publishing started at which the server's socket count fell by one (one entry per socket).</summary>
     public List<double> ServerSocketCloses { get; } = [];
@@ -132,7 +140,9 @@ internal static class FlowControlRun
         string label = $"{options.ScenarioName} {kind.Name()} {variantName}";
         string logPath = Path.Combine(options.OutDir, "logs", $"{options.ScenarioName}-{kind.Name()}-{variantName}.log");
         Progress.Line($"[{label}] starting {kind.Name()} (log: {logPath})");
-        await using var target = await TargetProcess.StartAsync(kind, options, logPath, config is null ? null : ["--config", config]).ConfigureAwait(false);
+        // slow-consumer: node stats every second, so the log dates the server's slow-consumer closes.
+        string[]? serverArgs = config is not null ? ["--config", config] : noisy ? null : ["--Relay:StatsInterval", "00:00:01"];
+        await using var target = await TargetProcess.StartAsync(kind, options, logPath, serverArgs).ConfigureAwait(false);
         var result = new FlowResult { Target = kind.Name(), Variant = variant, Subscribers = options.Subscribers };
 
         // Client index layout (the token's subject is loadgen-{index}): measured subscribers, measured publishers,
@@ -238,7 +248,13 @@ internal static class FlowControlRun
             await MeasureAsync(label, options, target, noisy && stressed, measured, flood, publishers!, floodPublishers!, result).ConfigureAwait(false);
             if (slow > 0)
             {
+                // Slow subscribers whose socket the server still holds (the measured ones are all open).
+                result.SlowSocketsHeldByServer = ProcessStats.SocketCount(target.Pid) - (result.SocketsAtStart - slow);
                 await ReadSlowAsync(slowConnections!, result).ConfigureAwait(false);
+                if (kind.IsFastRelay())
+                {
+                    result.SlowConsumerCounts.AddRange(StatsTimeline(logPath, result.PublishStartedAt));
+                }
             }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -274,6 +290,33 @@ internal static class FlowControlRun
         return result;
     }
 
+    /// <summary>(seconds after publishing began, slow_consumers) from the server's once-a-second stats log lines.</summary>
+    private static IEnumerable<(double Seconds, long SlowConsumers)> StatsTimeline(string logPath, DateTime started)
+    {
+        var list = new List<(double, long)>();
+        try
+        {
+            foreach (string line in File.ReadLines(logPath))
+            {
+                int at = line.IndexOf("slow_consumers=", StringComparison.Ordinal);
+                if (at < 0 || line.Length < 12 || !TimeSpan.TryParseExact(line[..12], @"hh\:mm\:ss\.fff", System.Globalization.CultureInfo.InvariantCulture, out var time))
+                {
+                    continue;
+                }
+
+                string digits = new(line[(at + "slow_consumers=".Length)..].TakeWhile(char.IsAsciiDigit).ToArray());
+                double seconds = (started.Date + time - started).TotalSeconds;
+                list.Add((seconds, long.Parse(digits, System.Globalization.CultureInfo.InvariantCulture)));
+            }
+        }
+        catch (IOException)
+        {
+            // the log is gone: no timeline
+        }
+
+        return list;
+    }
+
     /// <summary>100 flags, shuffled with a fixed seed: the given shares droppable and partial, the rest critical.</summary>
     public static EventFlags[] FlagPattern(int droppablePercent, int partialPercent)
     {
@@ -302,6 +345,8 @@ internal static class FlowControlRun
         using var monitorStop = new CancellationTokenSource();
         long started = Stopwatch.GetTimestamp();
         int socketsAtStart = ProcessStats.SocketCount(target.Pid);
+        result.SocketsAtStart = socketsAtStart;
+        result.PublishStartedAt = DateTime.Now;
         var monitor = Task.Run(async () =>
         {
             int last = socketsAtStart;
