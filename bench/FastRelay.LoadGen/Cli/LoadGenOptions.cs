@@ -37,7 +37,8 @@ internal sealed class LoadGenOptions
           selftest      check the client parsers against EnvelopeCodec and time them (no server needed)
 
         Workload options:
-          --targets LIST       fastrelay-ws,fastrelay-tcp,redis (default: all three, back to back)
+          --targets LIST       fastrelay-ws,fastrelay-tcp,redis (default: all three, back to back;
+                               noisy-tenant: the two FastRelay ones)
           --subscribers N      subscribers per topic
           --publishers N       publishing connections
           --topics N           topics (rooms)
