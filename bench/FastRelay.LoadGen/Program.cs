@@ -63,7 +63,13 @@ internal static class Program
 
         List<string> files;
         string markdown;
-        if (options.Scenario == Scenario.Connections)
+        if (options.IsFlowControl)
+        {
+            var results = await FlowControlRun.RunAllAsync(options).ConfigureAwait(false);
+            markdown = FlowReport.Markdown(options, machine, results);
+            files = FlowReport.Write(options, machine, results, markdown);
+        }
+        else if (options.Scenario == Scenario.Connections)
         {
             var results = new List<ConnectionsResult>();
             foreach (var target in options.Targets)

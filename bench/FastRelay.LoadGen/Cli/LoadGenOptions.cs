@@ -10,6 +10,8 @@ internal enum Scenario
     Rooms,
     Latency,
     Connections,
+    NoisyTenant,
+    SlowConsumer,
 }
 
 /// <summary>Parsed command line: the scenario, its workload shape and the run limits.</summary>
@@ -26,10 +28,17 @@ internal sealed class LoadGenOptions
           rooms         T topics [1000] x S subscribers each [5], P publishers [10] spread over the topics
           latency       1 topic, S subscribers [50], P publishers [1], fixed moderate rate [--rate 2000]
           connections   N idle connections [10000]: server RSS per connection (+ a labelled 1M projection)
+          noisy-tenant  two tenants (FastRelay only): tenant acme floods [--flood-publishers 4, max rate] while
+                        tenant globex publishes at a fixed rate [--rate 1000] to S subscribers [20]; run once
+                        without the flood (baseline) and once with it
+          slow-consumer S fast subscribers [20] + K that never read [--slow 5], 1 publisher at a fixed rate
+                        [--rate 2000] of P-byte payloads [2048], a mix of droppable/partial/critical events;
+                        run once without the slow ones (baseline) and once with them
           selftest      check the client parsers against EnvelopeCodec and time them (no server needed)
 
         Workload options:
-          --targets LIST       fastrelay-ws,fastrelay-tcp,redis (default: all three, back to back)
+          --targets LIST       fastrelay-ws,fastrelay-tcp,redis (default: all three, back to back;
+                               noisy-tenant: the two FastRelay ones)
           --subscribers N      subscribers per topic
           --publishers N       publishing connections
           --topics N           topics (rooms)
@@ -46,6 +55,16 @@ internal sealed class LoadGenOptions
           --connections N      connections scenario: idle connections to open [10000]
           --settle S           connections scenario: wait before reading RSS [2]
           --source-ips N       spread client sockets over 127.0.0.1..127.0.0.N (when ephemeral ports run short) [1]
+
+        Flow-control options (noisy-tenant, slow-consumer):
+          --flood-publishers N   noisy tenant's publishers, one topic each [4]
+          --flood-subscribers N  subscribers per noisy-tenant topic [1]
+          --flood-window N       noisy tenant's window per publisher (like --window) [1024]
+          --flood-rate N         noisy tenant's msgs/s per publisher, 0 = max [0]
+          --slow N               subscribers that never read after subscribing [5]
+          --droppable PCT        share of events published droppable (flags=1) [50]
+          --partial PCT          share of events published as partials (flags=2, a token stream) [0]
+          --slow-rcvbuf BYTES    kernel receive buffer (SO_RCVBUF) of the slow subscribers [4096]
 
         Target options:
           --server PATH        FastRelay server: a native binary or fastrelay.dll
@@ -108,10 +127,34 @@ internal sealed class LoadGenOptions
 
     public int ConnectParallelism { get; private set; } = 64;
 
+    public int FloodPublishers { get; private set; } = 4;
+
+    public int FloodSubscribers { get; private set; } = 1;
+
+    public int FloodWindow { get; private set; } = 1024;
+
+    public int FloodRate { get; private set; }
+
+    public int SlowSubscribers { get; private set; } = 5;
+
+    public int DroppablePercent { get; private set; } = 50;
+
+    public int PartialPercent { get; private set; }
+
+    public int SlowReceiveBufferBytes { get; private set; } = 4096;
+
+    /// <summary>True for the two-variant flow-control scenarios (baseline + stressed run per target).</summary>
+    public bool IsFlowControl => Scenario is Scenario.NoisyTenant or Scenario.SlowConsumer;
+
     /// <summary>True when the run sweeps more than one rate.</summary>
     public bool IsSweep => Rates.Count > 1;
 
-    public string ScenarioName => Scenario.ToString().ToLowerInvariant();
+    public string ScenarioName => Scenario switch
+    {
+        Scenario.NoisyTenant => "noisy-tenant",
+        Scenario.SlowConsumer => "slow-consumer",
+        _ => Scenario.ToString().ToLowerInvariant(),
+    };
 
     /// <summary>Base name of the files written under <see cref="OutDir"/>.</summary>
     public string OutputName => _name ?? (IsSweep ? $"{ScenarioName}-sweep" : ScenarioName);
@@ -138,7 +181,9 @@ internal sealed class LoadGenOptions
                 "rooms" => Scenario.Rooms,
                 "latency" => Scenario.Latency,
                 "connections" => Scenario.Connections,
-                _ => throw new UsageException($"unknown scenario '{args[0]}' (fanout, rooms, latency, connections)"),
+                "noisy-tenant" => Scenario.NoisyTenant,
+                "slow-consumer" => Scenario.SlowConsumer,
+                _ => throw new UsageException($"unknown scenario '{args[0]}' (fanout, rooms, latency, connections, noisy-tenant, slow-consumer)"),
             },
         };
 
@@ -148,11 +193,14 @@ internal sealed class LoadGenOptions
             Scenario.Fanout => (1000, 1, 1, 0),
             Scenario.Rooms => (5, 10, 1000, 0),
             Scenario.Latency => (50, 1, 1, 2000),
+            Scenario.NoisyTenant => (20, 1, 1, 1000),
+            Scenario.SlowConsumer => (20, 1, 1, 2000),
             _ => (0, 0, 0, 0),
         };
 
         string? rates = null;
         string? targets = null;
+        bool payloadGiven = false;
         for (int i = 1; i < args.Length; i++)
         {
             string name = args[i];
@@ -187,7 +235,7 @@ internal sealed class LoadGenOptions
                 case "--topics": o.Topics = PositiveInt(name, Value()); break;
                 case "--rate": rate = NonNegativeInt(name, Value()); break;
                 case "--rates": rates = Value(); break;
-                case "--payload": o.PayloadBytes = PositiveInt(name, Value()); break;
+                case "--payload": o.PayloadBytes = PositiveInt(name, Value()); payloadGiven = true; break;
                 case "--duration": o.DurationSeconds = PositiveDouble(name, Value()); break;
                 case "--warmup": o.WarmupSeconds = NonNegativeDouble(name, Value()); break;
                 case "--drain": o.DrainSeconds = NonNegativeDouble(name, Value()); break;
@@ -204,6 +252,14 @@ internal sealed class LoadGenOptions
                 case "--name": o._name = Value(); break;
                 case "--recv-buffer": o.ReceiveBufferBytes = PositiveInt(name, Value()); break;
                 case "--connect-parallel": o.ConnectParallelism = PositiveInt(name, Value()); break;
+                case "--flood-publishers": o.FloodPublishers = PositiveInt(name, Value()); break;
+                case "--flood-subscribers": o.FloodSubscribers = PositiveInt(name, Value()); break;
+                case "--flood-window": o.FloodWindow = PositiveInt(name, Value()); break;
+                case "--flood-rate": o.FloodRate = NonNegativeInt(name, Value()); break;
+                case "--slow": o.SlowSubscribers = NonNegativeInt(name, Value()); break;
+                case "--droppable": o.DroppablePercent = Percent(name, Value()); break;
+                case "--partial": o.PartialPercent = Percent(name, Value()); break;
+                case "--slow-rcvbuf": o.SlowReceiveBufferBytes = PositiveInt(name, Value()); break;
                 case "-h" or "--help": throw new UsageException(null);
                 default: throw new UsageException($"unknown option '{name}'");
             }
@@ -226,7 +282,16 @@ internal sealed class LoadGenOptions
             o.Rates.Add(rate);
         }
 
-        if (targets is null)
+        if (o.Scenario == Scenario.SlowConsumer && !payloadGiven)
+        {
+            o.PayloadBytes = 2048; // enough bytes/s to push a non-reading client past the outbox caps in seconds
+        }
+
+        if (targets is null && o.Scenario == Scenario.NoisyTenant)
+        {
+            o.Targets.AddRange([TargetKind.FastRelayWebSocket, TargetKind.FastRelayTcp]);
+        }
+        else if (targets is null)
         {
             o.Targets.AddRange([TargetKind.FastRelayWebSocket, TargetKind.FastRelayTcp, TargetKind.Redis]);
         }
@@ -240,6 +305,21 @@ internal sealed class LoadGenOptions
                     o.Targets.Add(kind);
                 }
             }
+        }
+
+        if (o.Scenario == Scenario.NoisyTenant && o.Targets.Contains(TargetKind.Redis))
+        {
+            throw new UsageException("noisy-tenant runs on FastRelay only: Redis has no tenants (use --targets fastrelay-ws,fastrelay-tcp)");
+        }
+
+        if (o.IsFlowControl && o.Rates.Count > 1)
+        {
+            throw new UsageException("noisy-tenant and slow-consumer take one --rate, not --rates");
+        }
+
+        if (o.DroppablePercent + o.PartialPercent > 100)
+        {
+            throw new UsageException("--droppable + --partial must be at most 100 %");
         }
 
         if (o.PayloadBytes < 8)
@@ -284,6 +364,11 @@ internal sealed class LoadGenOptions
         int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 0
             ? v
             : throw new UsageException($"{name} must be a non-negative integer, got '{value}'");
+
+    private static int Percent(string name, string value) =>
+        int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v is >= 0 and <= 100
+            ? v
+            : throw new UsageException($"{name} must be a percentage 0..100, got '{value}'");
 
     private static double PositiveDouble(string name, string value) =>
         double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0

@@ -46,11 +46,17 @@ internal sealed class ClientConnection : IDisposable
 
     public WireProtocol Wire { get; }
 
-    public static async Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, IPAddress? source, WireProtocol wire, int bufferBytes, CancellationToken cancellationToken)
+    public static async Task<ClientConnection> ConnectAsync(IPEndPoint endPoint, IPAddress? source, WireProtocol wire, int bufferBytes, CancellationToken cancellationToken, int kernelReceiveBufferBytes = 0)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
+            if (kernelReceiveBufferBytes > 0)
+            {
+                // Before connect, so the advertised window stays small (slow-consumer scenario).
+                socket.ReceiveBufferSize = kernelReceiveBufferBytes;
+            }
+
             if (source is not null)
             {
                 socket.SetRawSocketOption(IpProtoIp, IpBindAddressNoPort, BitConverter.GetBytes(1));

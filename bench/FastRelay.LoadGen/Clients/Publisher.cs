@@ -30,8 +30,13 @@ internal sealed class Publisher : IInboundSink
     private long _backoffs;
     private long _errors;
 
-    public Publisher(ClientConnection connection, RunState run, ReadOnlyMemory<byte>[] topics, int payloadBytes)
+    private readonly FastRelay.Protocol.EventFlags[]? _flags;
+    private int _nextFlag;
+
+    /// <param name="flags">Flags for successive publishes, cycled (null: none, every event critical).</param>
+    public Publisher(ClientConnection connection, RunState run, ReadOnlyMemory<byte>[] topics, int payloadBytes, FastRelay.Protocol.EventFlags[]? flags = null)
     {
+        _flags = flags;
         Connection = connection;
         _run = run;
         _topics = topics;
@@ -85,7 +90,17 @@ internal sealed class Publisher : IInboundSink
             }
 
             BinaryPrimitives.WriteInt64LittleEndian(_payload, Stopwatch.GetTimestamp());
-            used += wire.WritePublish(buffer.AsSpan(used), topic, _payload, _nextRequestId++);
+            FastRelay.Protocol.EventFlags flags = 0;
+            if (_flags is { } pattern)
+            {
+                flags = pattern[_nextFlag];
+                if (++_nextFlag == pattern.Length)
+                {
+                    _nextFlag = 0;
+                }
+            }
+
+            used += wire.WritePublish(buffer.AsSpan(used), topic, _payload, _nextRequestId++, flags);
         }
 
         if (used > 0)

@@ -12,10 +12,15 @@ internal sealed class Subscriber : IInboundSink
     private long _now;
     private long _batch;
 
-    public Subscriber(ClientConnection connection, RunState run)
+    private readonly bool _recordLatency;
+
+    /// <param name="recordLatency">False: count deliveries only (a second population in the same process, whose
+    /// samples must not mix into the measured one's histograms).</param>
+    public Subscriber(ClientConnection connection, RunState run, bool recordLatency = true)
     {
         Connection = connection;
         _run = run;
+        _recordLatency = recordLatency;
     }
 
     public ClientConnection Connection { get; }
@@ -31,6 +36,12 @@ internal sealed class Subscriber : IInboundSink
     {
         _now = now;
         _batch = 0;
+        if (!_recordLatency)
+        {
+            _histogram = null;
+            return;
+        }
+
         // Fetched (and on a thread's first receive, created: ~220 KB) during warm-up too, so the measurement
         // window sees no one-time allocation; samples are recorded only inside the window.
         var histogram = _run.Latency.ForCurrentThread();

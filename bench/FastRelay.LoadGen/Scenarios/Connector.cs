@@ -9,10 +9,10 @@ namespace FastRelay.LoadGen.Scenarios;
 internal sealed class Connector(TargetProcess target, WireProtocol wire, int sourceIps, int bufferBytes)
 {
     /// <summary>TCP connect plus the target's connection setup (upgrade, HELLO/WELCOME or PING/PONG).</summary>
-    public async Task<ClientConnection> OpenAsync(int index, CancellationToken cancellationToken)
+    public async Task<ClientConnection> OpenAsync(int index, CancellationToken cancellationToken, int kernelReceiveBufferBytes = 0)
     {
         IPAddress? source = sourceIps > 1 ? new IPAddress(new byte[] { 127, 0, 0, (byte)(1 + index % sourceIps) }) : null;
-        var connection = await ClientConnection.ConnectAsync(target.EndPoint, source, wire, bufferBytes, cancellationToken).ConfigureAwait(false);
+        var connection = await ClientConnection.ConnectAsync(target.EndPoint, source, wire, bufferBytes, cancellationToken, kernelReceiveBufferBytes).ConfigureAwait(false);
         try
         {
             await wire.OpenAsync(connection, index, cancellationToken).ConfigureAwait(false);

@@ -148,4 +148,33 @@ internal static class ProcessStats
     public static long RssBytes(int pid) => StatusBytes(pid, "VmRSS");
 
     public static long PeakRssBytes(int pid) => StatusBytes(pid, "VmHWM");
+
+    /// <summary>Open sockets of <paramref name="pid"/> (entries of /proc/PID/fd linking to socket:[...]); -1 when unreadable.</summary>
+    public static int SocketCount(int pid)
+    {
+        try
+        {
+            int n = 0;
+            foreach (string fd in Directory.EnumerateFiles($"/proc/{pid}/fd"))
+            {
+                try
+                {
+                    if (new FileInfo(fd).LinkTarget?.StartsWith("socket:", StringComparison.Ordinal) == true)
+                    {
+                        n++;
+                    }
+                }
+                catch (IOException)
+                {
+                    // closed while we looked
+                }
+            }
+
+            return n;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return -1;
+        }
+    }
 }

@@ -51,14 +51,15 @@ internal sealed class TargetProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    public static async Task<TargetProcess> StartAsync(TargetKind kind, LoadGenOptions options, string logPath)
+    /// <param name="serverArgs">Extra FastRelay arguments (e.g. <c>--config FILE</c>); ignored for Redis.</param>
+    public static async Task<TargetProcess> StartAsync(TargetKind kind, LoadGenOptions options, string logPath, IReadOnlyList<string>? serverArgs = null)
     {
-        var target = kind.IsFastRelay() ? CreateFastRelay(kind, options, logPath) : CreateRedis(options, logPath);
+        var target = kind.IsFastRelay() ? CreateFastRelay(kind, options, logPath, serverArgs ?? []) : CreateRedis(options, logPath);
         await target.RunAsync().ConfigureAwait(false);
         return target;
     }
 
-    private static TargetProcess CreateFastRelay(TargetKind kind, LoadGenOptions options, string logPath)
+    private static TargetProcess CreateFastRelay(TargetKind kind, LoadGenOptions options, string logPath, IReadOnlyList<string> serverArgs)
     {
         var (fileName, prefix, description) = ResolveFastRelay(options.ServerPath);
         int wsPort = FreePort();
@@ -78,6 +79,11 @@ internal sealed class TargetProcess : IAsyncDisposable
         {
             start.ArgumentList.Add("--shards");
             start.ArgumentList.Add(shards.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        foreach (string arg in serverArgs)
+        {
+            start.ArgumentList.Add(arg);
         }
 
         int port = kind == TargetKind.FastRelayWebSocket ? wsPort : tcpPort;

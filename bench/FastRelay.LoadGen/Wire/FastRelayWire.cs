@@ -20,6 +20,12 @@ internal abstract class FastRelayWire : WireProtocol
 
     public override bool PublishReplyCountsReceivers => false;
 
+    /// <summary>
+    /// When set (tenants configured), HELLO carries this token for client index i; its subject must be
+    /// <c>loadgen-{i}</c>, the client id HELLO asks for.
+    /// </summary>
+    public Func<int, string>? TokenFor { get; set; }
+
     /// <summary>Most bytes the framing adds around one envelope.</summary>
     protected abstract int MaxFrameOverhead { get; }
 
@@ -41,6 +47,11 @@ internal abstract class FastRelayWire : WireProtocol
             .WithRequestId(1)
             .WithVersion(ProtocolLimits.Version)
             .WithClientId($"loadgen-{clientIndex}");
+        if (TokenFor is { } tokenFor)
+        {
+            hello = hello.WithToken(tokenFor(clientIndex));
+        }
+
         byte[] frame = EncodeFrame(in hello);
         await connection.SendAsync(frame, cancellationToken).ConfigureAwait(false);
         var reply = await connection.ReadInboundAsync(cancellationToken).ConfigureAwait(false);
@@ -59,10 +70,10 @@ internal abstract class FastRelayWire : WireProtocol
         return WriteEnvelope(destination, in sub);
     }
 
-    public override int WritePublish(Span<byte> destination, ReadOnlyMemory<byte> topic, ReadOnlyMemory<byte> payload, ulong requestId)
+    public override int WritePublish(Span<byte> destination, ReadOnlyMemory<byte> topic, ReadOnlyMemory<byte> payload, ulong requestId, EventFlags flags = 0)
     {
-        var pub = new Envelope(FrameType.Pub) { Topic = topic, Payload = payload, RequestId = requestId };
-        pub.Present |= FieldMask.Topic | FieldMask.Payload | (requestId != 0 ? FieldMask.RequestId : 0);
+        var pub = new Envelope(FrameType.Pub) { Topic = topic, Payload = payload, RequestId = requestId, Flags = flags };
+        pub.Present |= FieldMask.Topic | FieldMask.Payload | (requestId != 0 ? FieldMask.RequestId : 0) | (flags != 0 ? FieldMask.Flags : 0);
         return WriteEnvelope(destination, in pub);
     }
 

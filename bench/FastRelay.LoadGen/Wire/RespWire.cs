@@ -37,7 +37,7 @@ internal sealed class RespWire : WireProtocol
         return n;
     }
 
-    public override int WritePublish(Span<byte> destination, ReadOnlyMemory<byte> topic, ReadOnlyMemory<byte> payload, ulong requestId)
+    public override int WritePublish(Span<byte> destination, ReadOnlyMemory<byte> topic, ReadOnlyMemory<byte> payload, ulong requestId, FastRelay.Protocol.EventFlags flags = 0)
     {
         int n = Copy(destination, "*3\r\n$7\r\nPUBLISH\r\n"u8);
         n += WriteBulk(destination[n..], topic.Span);

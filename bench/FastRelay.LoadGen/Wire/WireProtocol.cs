@@ -23,7 +23,8 @@ internal abstract class WireProtocol
     public abstract int WriteSubscribe(Span<byte> destination, ReadOnlyMemory<byte> topic, ulong requestId);
 
     /// <summary>Writes one publish; <paramref name="requestId"/> lets FastRelay match the ACK (RESP replies are in order).</summary>
-    public abstract int WritePublish(Span<byte> destination, ReadOnlyMemory<byte> topic, ReadOnlyMemory<byte> payload, ulong requestId);
+    /// <paramref name="flags"/> (FastRelay field 9: droppable, partial) is ignored by targets without them (RESP).
+    public abstract int WritePublish(Span<byte> destination, ReadOnlyMemory<byte> topic, ReadOnlyMemory<byte> payload, ulong requestId, FastRelay.Protocol.EventFlags flags = 0);
 
     /// <summary>True when <paramref name="message"/> confirms the subscribe sent with <paramref name="requestId"/>.</summary>
     public abstract bool IsSubscribed(in Inbound message, ulong requestId);
