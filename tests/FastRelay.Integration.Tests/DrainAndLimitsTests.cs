@@ -182,6 +182,66 @@ public sealed class DrainAndLimitsTests
         await WaitUntil(() => relay.Engine.SessionsOpen == 1);
     }
 
+    [Fact]
+    public async Task A_subscriber_that_stops_reading_is_closed_and_its_socket_released_while_others_keep_receiving()
+    {
+        await using var relay = TestRelay.Start(
+            o =>
+            {
+                o.MaxMessageBytes = 8192;
+                o.OutboxMaxBytes = 64 * 1024;
+                o.OutboxHardMaxBytes = 128 * 1024;
+                o.SlowConsumerGrace = TimeSpan.FromMilliseconds(300);
+            },
+            t => t.CloseTimeout = TimeSpan.FromMilliseconds(500));
+
+        // The stalled subscriber: subscribes, then never reads again (tiny receive buffer so the kernel fills fast).
+        using var stalled = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+        await stalled.ConnectAsync(relay.TcpEndPoint);
+        await RawFrames.SendAsync(stalled, new Envelope(FrameType.Hello).WithRequestId(1));
+        Assert.Equal(FrameType.Welcome, (await RawFrames.ReceiveAsync(stalled, Timeout)).Type);
+        await RawFrames.SendAsync(stalled, new Envelope(FrameType.Sub).WithRequestId(2).WithTopic("firehose"));
+        Assert.Equal(FrameType.Ack, (await RawFrames.ReceiveAsync(stalled, Timeout)).Type);
+
+        await using var healthy = await FastRelayClient.ConnectAsync(relay.TcpUri);
+        await using var sub = await healthy.SubscribeAsync("firehose");
+        await using var publisher = await FastRelayClient.ConnectAsync(relay.TcpUri);
+        // Enough bytes to get past what the kernel's socket buffers absorb (several MiB on loopback).
+        const int events = 4000;
+        var payload = new byte[4096];
+        int published = 0;
+        var reader = Task.Run(async () =>
+        {
+            int n = 0;
+            using var cts = new CancellationTokenSource(Timeout);
+            await foreach (var e in sub.ReadAllAsync(cts.Token))
+            {
+                if (++n == events)
+                {
+                    return n;
+                }
+            }
+
+            return n;
+        });
+
+        while (published < events && relay.Engine.SlowConsumers == 0)
+        {
+            await publisher.PublishAsync("firehose", payload);
+            published++;
+        }
+
+        Assert.Equal(1, relay.Engine.SlowConsumers);
+        while (published < events)
+        {
+            await publisher.PublishAsync("firehose", payload);
+            published++;
+        }
+
+        Assert.Equal(events, await reader.WaitAsync(Timeout)); // the healthy subscriber got every event
+        await WaitUntil(() => relay.Server.ConnectionCount == 2); // the stalled socket is gone, not just flagged
+    }
+
     private static async Task WaitUntil(Func<bool> condition)
     {
         using var cts = new CancellationTokenSource(Timeout);

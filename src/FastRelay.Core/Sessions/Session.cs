@@ -723,6 +723,14 @@ public sealed class Session
         }
     }
 
+    private Action? _closing;
+
+    /// <summary>
+    /// The transport's hook, run once when the session starts closing (from whichever thread closes it): it wakes
+    /// the connection's read loop so teardown is bounded even when the writer is stuck on a peer that never reads.
+    /// </summary>
+    public void OnClosing(Action callback) => _closing = callback;
+
     /// <summary>Starts closing (any thread). The first reason wins; the outbox stops accepting frames and the writer finishes.</summary>
     public void Close(SessionCloseKind kind, string reason)
     {
@@ -734,6 +742,7 @@ public sealed class Session
             }
 
             Outbox.Complete();
+            _closing?.Invoke();
         }
     }
 

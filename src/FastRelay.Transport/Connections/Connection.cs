@@ -105,6 +105,7 @@ internal abstract class Connection
 
     private async Task RunCoreAsync()
     {
+        Session.OnClosing(Input.CancelPendingRead);
         var writer = WriteLoopAsync();
         bool peerClosed = false;
         try
@@ -258,6 +259,14 @@ internal abstract class Connection
                 await DrainAsync(outbox).ConfigureAwait(false);
                 if (outbox.IsCompleted)
                 {
+                    // Closing: wake the read loop now, so the connection's teardown (bounded by CloseTimeout) does
+                    // not wait for a peer that may never read what is still queued.
+                    Input.CancelPendingRead();
+                    if (Session.CloseReason?.Kind == SessionCloseKind.SlowConsumer)
+                    {
+                        outbox.DiscardAll(); // its backlog is why it is closed: do not try to push it out first
+                    }
+
                     await DrainAsync(outbox).ConfigureAwait(false);
                     await SendClosingAsync().ConfigureAwait(false);
                     break;
