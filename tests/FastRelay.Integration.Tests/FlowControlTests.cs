@@ -126,9 +126,20 @@ public sealed class FlowControlTests
             Assert.Equal(newAcks.Length, newAcks.Select(a => a.Seq).Distinct().Count());
             Assert.All(newAcks, a => Assert.False(a.IsDuplicate));
 
-            foreach (var (client, sub, _) in subscribers)
+            // Subscribers reconnect after their own random DRAIN delay, possibly after the publisher finished: once
+            // every subscriber is resubscribed on the new node, a marker event closes each one's stream.
+            foreach (var (client, _, _) in subscribers)
             {
                 await client.WaitUntilConnectedAsync().WaitAsync(Timeout);
+            }
+
+            await WaitForSubscribersAsync(replacement, Topic, subscribers.Count);
+            var marker = await publisher.PublishAsync(Topic, BitConverter.GetBytes(-1));
+            Assert.Equal(position.Epoch, marker.Epoch);
+            position = (position.Epoch, marker.Seq, position.Subscribers);
+
+            foreach (var (client, sub, _) in subscribers)
+            {
                 var received = new List<RelayEvent>();
                 using var cts = new CancellationTokenSource(Timeout);
                 await foreach (var e in sub.ReadAllAsync(cts.Token))
@@ -157,7 +168,7 @@ public sealed class FlowControlTests
             // The new node's retention holds each post-drain publish exactly once, in publish order.
             await using var auditor = await FastRelayClient.ConnectAsync(replacement.TcpUri);
             await using var audit = await auditor.SubscribeAsync(Topic, new SubscribeOptions { ResumeFrom = new StreamPosition(position.Epoch, 0) });
-            var replay = await audit.TakeAsync(newAcks.Length);
+            var replay = await audit.TakeAsync(newAcks.Length); // the marker follows them
             Assert.Equal(Enumerable.Range(oldAcks.Length, newAcks.Length), replay.Select(e => BitConverter.ToInt32(e.Payload.Span)));
         }
         finally
@@ -168,6 +179,16 @@ public sealed class FlowControlTests
             {
                 await replacement.DisposeAsync();
             }
+        }
+    }
+
+    private static async Task WaitForSubscribersAsync(TestRelay relay, string topic, int expected)
+    {
+        using var cts = new CancellationTokenSource(Timeout);
+        while (((await relay.Engine.GetTopicPositionAsync(0, topic))?.Subscribers ?? 0) < expected)
+        {
+            cts.Token.ThrowIfCancellationRequested();
+            await Task.Yield();
         }
     }
 

@@ -100,9 +100,11 @@ public sealed class ZeroAllocationTests
 
         Assert.Equal(100L * batch * subscribers, delivered);
         double perEvent = (double)(threadAllocated + shardAllocated) / delivered;
-        // 1,000,000 deliveries; the only allowance is the fixed cost of reading the shard counters.
+        // 1,000,000 deliveries from 20,000 publishes: one allocation per publish (24 B at least) would total
+        // ≥ 480,000 B, one per delivery ≥ 24,000,000 B. The bound leaves room only for one-off runtime work that
+        // lands on these threads (tiered JIT promoting a method mid-run while the rest of the suite runs).
         Assert.True(
-            perEvent < 0.01,
+            threadAllocated + shardAllocated < 65_536,
             $"allocated {threadAllocated} B on the connection thread and {shardAllocated} B on shard threads for {delivered} deliveries ({perEvent:F4} B/event)");
     }
 }
