@@ -26,4 +26,6 @@ public enum EventFlags : uint
     Coalesced = 1 << 7,
     /// <summary>On KV_SET: only set when the key does not exist.</summary>
     IfAbsent = 1 << 8,
+    /// <summary>On a PUB's ACK: nobody received the event and no history keeps it (no subscriber, group or retention).</summary>
+    NoRecipients = 1 << 9,
 }

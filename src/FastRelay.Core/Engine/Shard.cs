@@ -436,7 +436,9 @@ internal sealed class Shard : IDisposable
         _published++;
         if (command.RequestId != 0)
         {
-            session.SendAck(command.RequestId, stream.Epoch, seq, EventFlags.None);
+            // Reported, so a publisher can stop producing for a topic nobody consumes.
+            var flags = recipients == 0 && stream.Groups is null && stream.Retention.MaxEvents == 0 ? EventFlags.NoRecipients : EventFlags.None;
+            session.SendAck(command.RequestId, stream.Epoch, seq, flags);
         }
 
         frame.Release();

@@ -122,4 +122,22 @@ public sealed class LimitTests
         Assert.Contains("512", error.Reason);
         Assert.Equal(FrameType.Ack, (await c.PublishAsync("t", new byte[100])).Type);
     }
+
+    [Fact]
+    public async Task A_publish_nobody_receives_or_keeps_is_acknowledged_as_such()
+    {
+        using var engine = new RelayEngine(new RelayOptions
+        {
+            Shards = 1,
+            Retention = new FastRelay.Core.Engine.RetentionOptions { Rules = [new FastRelay.Core.Engine.RetentionRule { Pattern = "ticks.>", MaxEvents = 0 }] },
+        });
+        var c = await Connected(engine);
+        var unheard = await c.PublishAsync("ticks.eurusd", [1]);
+        Assert.True(unheard.Flags.HasFlag(EventFlags.NoRecipients));
+        var kept = await c.PublishAsync("orders.1", [1]); // retained for replay: not "no recipients"
+        Assert.False(kept.Flags.HasFlag(EventFlags.NoRecipients));
+        var listener = await Connected(engine);
+        await listener.SubscribeAsync("ticks.eurusd");
+        Assert.False((await c.PublishAsync("ticks.eurusd", [2])).Flags.HasFlag(EventFlags.NoRecipients));
+    }
 }
