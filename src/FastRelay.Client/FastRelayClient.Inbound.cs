@@ -35,7 +35,7 @@ public sealed partial class FastRelayClient
                     Deliver(in envelope);
                     break;
                 case FrameType.Ack or FrameType.Welcome or FrameType.Pong or FrameType.Error or FrameType.Backoff
-                    or FrameType.Recovered or FrameType.NotRecovered or FrameType.Presence
+                    or FrameType.Recovered or FrameType.NotRecovered or FrameType.Presence or FrameType.KvResult
                     when envelope.RequestId != 0:
                     // Unknown ids are replies that arrived after their request timed out or was cancelled.
                     connection.Pending.Take(envelope.RequestId)?.OnReply(in envelope);
@@ -54,7 +54,7 @@ public sealed partial class FastRelayClient
                         envelope.Has(FieldMask.Node) ? System.Text.Encoding.UTF8.GetString(envelope.Node.Span) : null));
                     break;
                 default:
-                    break; // frame types this client does not use yet (KV, ...): ignored, not fatal
+                    break; // frame types this client does not use: ignored, not fatal
             }
         }
 

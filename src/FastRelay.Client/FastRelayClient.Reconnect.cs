@@ -221,7 +221,10 @@ public sealed partial class FastRelayClient
     private Task<bool> SendResume(ClientConnection connection, TopicRoute route)
     {
         var request = new ResumeRequest(connection.Pending.NextId(), this, connection, route);
-        var sub = new Envelope(FrameType.Sub).WithRequestId(request.RequestId).WithTopic(route.Topic).WithEpoch(route.Epoch).WithSeq(route.LastSeq);
+        var sub = new Envelope(FrameType.Sub).WithRequestId(request.RequestId).WithTopic(route.Topic);
+        sub = route.Group is not null
+            ? WithGroup(sub, route.Group, route.Credits) // a group member rejoins plainly: there is no position to resume from
+            : sub.WithEpoch(route.Epoch).WithSeq(route.LastSeq);
         if (route.PresenceInfo is { } info)
         {
             sub = sub.WithPayload(info);
@@ -236,6 +239,12 @@ public sealed partial class FastRelayClient
         if (!_subscriptions.IsAttached(route))
         {
             return; // unsubscribed while the reply was on its way
+        }
+
+        if (route.Group is not null)
+        {
+            route.Resuming = false; // rejoined the group: its events come after this ACK
+            return;
         }
 
         var current = new StreamPosition(reply.Epoch, reply.Seq);

@@ -80,11 +80,12 @@ public sealed partial class FastRelayClient
             sub = sub.WithPayload(info);
         }
 
+        sub = WithGroup(sub, subscription.Options.Group, subscription.Options.Credits);
         var frame = EncodeControl(sub);
         Task<Subscription> reply;
         lock (_control)
         {
-            _subscriptions.SubscribeSent(subscription.Topic);
+            _subscriptions.SubscribeSent(subscription.Topic, subscription.Options.Group);
             reply = connection.Enqueue(request, frame, holdsSlot: false, CancellationToken.None);
         }
 
@@ -110,7 +111,7 @@ public sealed partial class FastRelayClient
                 // the server must forget the topic again.
                 if (stillInFlight == 0 && !_subscriptions.Contains(subscription.Topic) && connection.IsOpen)
                 {
-                    Observe(SendUnsubscribe(connection, subscription.Topic, CancellationToken.None));
+                    Observe(SendUnsubscribe(connection, subscription.Topic, CancellationToken.None, subscription.Options.Group));
                 }
 
                 return true;
@@ -232,14 +233,41 @@ public sealed partial class FastRelayClient
             }
 
             // A topic bound to a connection that is gone has nothing to undo on the server.
-            return connection is { IsOpen: true } ? SendUnsubscribe(connection, subscription.Topic, ct) : Task.CompletedTask;
+            return connection is { IsOpen: true } ? SendUnsubscribe(connection, subscription.Topic, ct, subscription.Options.Group) : Task.CompletedTask;
         }
     }
 
-    private Task<bool> SendUnsubscribe(ClientConnection connection, string topic, CancellationToken ct)
+    private Task<bool> SendUnsubscribe(ClientConnection connection, string topic, CancellationToken ct, string? group = null)
     {
-        var request = new AckRequest(connection.Pending.NextId(), $"UNSUB from '{topic}'");
-        var frame = EncodeControl(new Envelope(FrameType.Unsub).WithRequestId(request.RequestId).WithTopic(topic));
+        var request = new AckRequest(connection.Pending.NextId(), group is null ? $"UNSUB from '{topic}'" : $"UNSUB from '{topic}' (leaving group '{group}')");
+        var unsub = new Envelope(FrameType.Unsub).WithRequestId(request.RequestId).WithTopic(topic);
+        var frame = EncodeControl(group is null ? unsub : unsub.WithGroup(group));
+        return connection.Enqueue(request, frame, holdsSlot: false, ct);
+    }
+
+    /// <summary>Adds the consumer group fields (16 group, 20 credits) to a SUB when there is a group.</summary>
+    private static Envelope WithGroup(Envelope sub, string? group, int? credits)
+    {
+        if (group is null)
+        {
+            return sub;
+        }
+
+        sub = sub.WithGroup(group);
+        return credits is { } c ? sub.WithCredits((uint)c) : sub;
+    }
+
+    /// <summary>GROUP_ACK {topic, group, seq} for an event of a group subscription, with a request id (ACK or ERROR 404).</summary>
+    internal Task GroupAckAsync(Subscription subscription, RelayEvent relayEvent, CancellationToken ct)
+    {
+        if (Usable() is not { } connection)
+        {
+            return Task.FromException(NotConnected());
+        }
+
+        var request = new AckRequest(connection.Pending.NextId(), $"GROUP_ACK of '{subscription.Topic}' seq {relayEvent.Seq} (group '{subscription.Options.Group}')");
+        var frame = EncodeControl(new Envelope(FrameType.GroupAck).WithRequestId(request.RequestId).WithTopic(subscription.Topic)
+            .WithGroup(subscription.Options.Group!).WithSeq(relayEvent.Seq));
         return connection.Enqueue(request, frame, holdsSlot: false, ct);
     }
 
@@ -259,6 +287,31 @@ public sealed partial class FastRelayClient
         if (TopicPattern.IsPattern(topic) && (options.PresenceInfo is not null || options.ResumeFrom is not null))
         {
             throw new ArgumentException("A pattern subscription takes neither PresenceInfo nor ResumeFrom (patterns cannot resume; presence is per topic).", nameof(options));
+        }
+
+        if (options.Group is null)
+        {
+            if (options.Credits is not null)
+            {
+                throw new ArgumentException("Credits are for consumer group subscriptions (set Group).", nameof(options));
+            }
+
+            return;
+        }
+
+        if (options.Group.Length == 0 || Utf8Text.ByteCount(options.Group, ProtocolLimits.MaxIdBytes) > ProtocolLimits.MaxIdBytes)
+        {
+            throw new ArgumentException($"The group name must be 1 to {ProtocolLimits.MaxIdBytes} UTF-8 bytes.", nameof(options));
+        }
+
+        if (TopicPattern.IsPattern(topic) || options.ResumeFrom is not null || options.PresenceInfo is not null)
+        {
+            throw new ArgumentException("A consumer group subscription is to a topic (not a pattern) and takes neither ResumeFrom nor PresenceInfo.", nameof(options));
+        }
+
+        if (options.Credits is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.Credits, "Credits must be at least 1.");
         }
     }
 }

@@ -25,4 +25,21 @@ public sealed class SubscribeOptions
     /// notice and go on, as a stream of droppable events usually wants. Default on.
     /// </summary>
     public bool RepairGaps { get; init; } = true;
+
+    /// <summary>
+    /// Join the topic's consumer group of this name instead of subscribing: each event of the topic goes to one member of
+    /// the group (members in turn, across clients); acknowledge each with <see cref="Subscription.AckAsync"/>. Events of a
+    /// group subscription may be redelivered and reordered (no gap detection, no resume position: after a reconnect it
+    /// rejoins plainly, and what the old connection held goes to the other members). A topic cannot have both a group
+    /// subscription and any other subscription (plain, or a second group) in one client: that is refused with
+    /// <see cref="ArgumentException"/>. Not for patterns; not with <see cref="ResumeFrom"/> or <see cref="PresenceInfo"/>.
+    /// A pattern subscription that matches a group topic in the same client is not supported.
+    /// </summary>
+    public string? Group { get; init; }
+
+    /// <summary>
+    /// With <see cref="Group"/>: how many unacknowledged events this member may hold (the server caps it, 1,024 by
+    /// default); null for the server's default (16).
+    /// </summary>
+    public int? Credits { get; init; }
 }

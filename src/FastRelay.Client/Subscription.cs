@@ -54,6 +54,9 @@ public sealed class Subscription : IAsyncDisposable
     /// <summary>The topic, or the pattern (<see cref="IsPattern"/>), subscribed to.</summary>
     public string Topic { get; }
 
+    /// <summary>The consumer group this subscription is a member of (<see cref="SubscribeOptions.Group"/>), or null.</summary>
+    public string? Group => Options.Group;
+
     /// <summary>True for a pattern subscription (<c>*</c> or <c>&gt;</c>): its events carry their concrete topics.</summary>
     public bool IsPattern { get; }
 
@@ -129,6 +132,28 @@ public sealed class Subscription : IAsyncDisposable
     public Task UnsubscribeAsync(CancellationToken ct = default) =>
         TryEnd(error: null) ? _client.UnsubscribeAsync(this, ct) : Task.CompletedTask;
 
+    /// <summary>
+    /// Acknowledges an event of a consumer group subscription (GROUP_ACK): the group will not redeliver it, and the member
+    /// gets the credit back. Acknowledge after processing; an event not acknowledged within the server's lease, or held
+    /// when this connection ends, goes to another member.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not a group subscription.</exception>
+    /// <exception cref="FastRelayException">
+    /// 404: this member no longer holds the event (already acknowledged, or its lease expired and it was redelivered, or
+    /// the connection it came on was lost).
+    /// </exception>
+    /// <exception cref="FastRelayConnectionException">Not connected (closed, or reconnecting).</exception>
+    public Task AckAsync(RelayEvent e, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        if (Options.Group is null)
+        {
+            throw new InvalidOperationException("AckAsync is for consumer group subscriptions (SubscribeOptions.Group).");
+        }
+
+        return _client.GroupAckAsync(this, e, ct);
+    }
+
     /// <summary>Unsubscribes, ignoring a refusal or a closed connection.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -154,7 +179,11 @@ public sealed class Subscription : IAsyncDisposable
     /// <summary>Buffers one event; runs on the receive loop and never waits.</summary>
     internal void Deliver(RelayEvent relayEvent)
     {
-        if (!IsPattern)
+        if (Options.Group is not null)
+        {
+            // Group events come in turn and may be redelivered out of order: no duplicate filter, no position.
+        }
+        else if (!IsPattern)
         {
             // A second subscription to a topic starts at its own ACK: a replay in flight for the first one is older.
             if (relayEvent.Epoch == _epoch && relayEvent.Seq <= _lastSeq)

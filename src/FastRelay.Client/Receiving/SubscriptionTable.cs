@@ -18,6 +18,7 @@ internal sealed class SubscriptionTable
     private readonly Dictionary<string, TopicRoute>.AlternateLookup<ReadOnlySpan<char>> _topicsByChars;
     private readonly Dictionary<string, PatternRoute> _patterns = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _subscribesInFlight = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _groupSubscribesInFlight = new(StringComparer.Ordinal);
     private PatternRoute[] _activePatterns = [];
     private int _patternVersion;
     private int _patternOnlyTopics;
@@ -103,11 +104,28 @@ internal sealed class SubscriptionTable
     }
 
     /// <summary>Counts a SUB for <paramref name="topic"/> on its way (so a late reply to a cancelled one knows whether to UNSUB).</summary>
-    public void SubscribeSent(string topic)
+    /// <exception cref="ArgumentException">
+    /// A group subscription for a topic that has (or is getting) any other subscription, or any subscription for a topic
+    /// that has (or is getting) a group subscription.
+    /// </exception>
+    public void SubscribeSent(string topic, string? group = null)
     {
         lock (_lock)
         {
+            var live = _topics.TryGetValue(topic, out var route) && route.Exact.Length > 0 ? route : null;
+            bool hasGroup = _groupSubscribesInFlight.Contains(topic) || live?.Group is not null;
+            bool hasAny = _subscribesInFlight.ContainsKey(topic) || live is not null;
+            if (hasGroup || (group is not null && hasAny))
+            {
+                throw new ArgumentException(
+                    $"Topic '{topic}' cannot have a consumer group subscription and another subscription (plain or group) in the same client.", "options");
+            }
+
             _subscribesInFlight[topic] = _subscribesInFlight.GetValueOrDefault(topic) + 1;
+            if (group is not null)
+            {
+                _groupSubscribesInFlight.Add(topic);
+            }
         }
     }
 
@@ -120,6 +138,7 @@ internal sealed class SubscriptionTable
             if (left <= 0)
             {
                 _subscribesInFlight.Remove(topic);
+                _groupSubscribesInFlight.Remove(topic);
                 return 0;
             }
 
@@ -156,6 +175,8 @@ internal sealed class SubscriptionTable
                 route.Connection = connection;
                 route.PresenceInfo = subscription.Options.PresenceInfo?.ToArray(); // resent on every resubscribe: a copy the caller cannot change
                 route.RepairGaps = subscription.Options.RepairGaps;
+                route.Group = subscription.Options.Group;
+                route.Credits = subscription.Options.Credits;
                 route.Resuming = false;
                 // Events that reached the topic through a pattern before the ACK are already delivered.
                 if (!route.HasPosition || route.Epoch != start.Epoch || route.LastSeq < start.Seq)
@@ -329,6 +350,7 @@ internal sealed class SubscriptionTable
             }
 
             _subscribesInFlight.Clear();
+            _groupSubscribesInFlight.Clear();
             return (topics, patterns);
         }
     }

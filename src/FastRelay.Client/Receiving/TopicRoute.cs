@@ -38,6 +38,12 @@ internal sealed class TopicRoute(string topic)
     /// <summary>Presence info of the topic's first subscription, sent again with every resubscribe.</summary>
     public byte[]? PresenceInfo { get; set; }
 
+    /// <summary>The consumer group its one subscription joined (null for a plain topic subscription).</summary>
+    public string? Group { get; set; }
+
+    /// <summary>The group member's credits (null: the server's default), sent again when it rejoins.</summary>
+    public int? Credits { get; set; }
+
     /// <summary>Some subscription of the topic wants live gaps repaired.</summary>
     public bool RepairGaps { get; set; }
 
@@ -65,6 +71,12 @@ internal sealed class TopicRoute(string topic)
     public RouteDecision Admit(ulong epoch, ulong seq, EventFlags flags, out SubscriptionNotice? notice)
     {
         notice = null;
+        if (Group is not null)
+        {
+            // A group member gets some of the topic's events, possibly redelivered and reordered: no position to keep.
+            return RouteDecision.Deliver;
+        }
+
         if (!HasPosition)
         {
             MoveTo(new StreamPosition(epoch, seq)); // first event of a topic seen through a pattern

@@ -28,7 +28,7 @@ internal abstract class PendingRequest<T> : TaskCompletionSource<T>, IPendingReq
         _cancellation.Unregister();
         if (reply.Type is FrameType.Error or FrameType.Backoff)
         {
-            OnRefused(ServerErrors.FromReply(reply));
+            OnRefused(MapError(in reply));
         }
         else if (!IsSuccessReply(reply.Type))
         {
@@ -40,6 +40,9 @@ internal abstract class PendingRequest<T> : TaskCompletionSource<T>, IPendingReq
             OnSuccess(in reply);
         }
     }
+
+    /// <summary>The exception for an ERROR or BACKOFF reply (a request may map some codes to its own exception types).</summary>
+    protected virtual FastRelayException MapError(in Envelope reply) => ServerErrors.FromReply(reply);
 
     /// <summary>True for every reply type that means success (a SUB may be answered ACK, RECOVERED or NOT_RECOVERED).</summary>
     protected virtual bool IsSuccessReply(FrameType type) => type == SuccessReply;
