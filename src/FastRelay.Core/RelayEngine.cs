@@ -145,6 +145,16 @@ public sealed class RelayEngine : IDisposable
     /// <summary>Runs every shard's maintenance pass now (retention age, dedup expiry, forgetting idle topics).</summary>
     public Task MaintainAsync() => Task.WhenAll(_shards.Select(s => s.InvokeAsync(() => s.Maintain(Environment.TickCount64))));
 
+    /// <summary>A consumer group's members, waiting events and unacknowledged events (cold path; operators, tests).</summary>
+    public async Task<(int Members, int Pending, int InFlight)?> GetGroupStateAsync(int tenant, string topic, string group)
+    {
+        var key = TopicKey.Create(tenant, Encoding.UTF8.GetBytes(topic));
+        var shard = ShardFor(key.Hash);
+        (int, int, int)? result = null;
+        await shard.InvokeAsync(() => result = shard.GetGroupState(key, group));
+        return result;
+    }
+
     /// <summary>Keys held in the KV store over all shards (cold path).</summary>
     public async Task<int> CountKeysAsync()
     {

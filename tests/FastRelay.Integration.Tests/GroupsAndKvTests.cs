@@ -99,8 +99,10 @@ public sealed class GroupsAndKvTests
         var one = reader.Current;
         Assert.Equal("one", Encoding.UTF8.GetString(one.Payload.Span));
 
+        // No credit left: the server holds the second event back (one in flight, one waiting), so nothing arrives.
+        var state = await relay.Engine.GetGroupStateAsync(0, "jobs", "workers");
+        Assert.Equal((1, 1, 1), state);
         var next = reader.MoveNextAsync().AsTask();
-        await Task.Delay(300); // no credit left: the second event waits on the server
         Assert.False(next.IsCompleted);
 
         await sub.AckAsync(one).Within();

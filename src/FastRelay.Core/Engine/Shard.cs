@@ -811,6 +811,17 @@ internal sealed class Shard : IDisposable
 
     public int KvCount => _kv.Count;
 
+    /// <summary>Shard thread only: a consumer group's member, pending and in-flight counts.</summary>
+    internal (int Members, int Pending, int InFlight)? GetGroupState(TopicKey key, string name)
+    {
+        if (_topics.TryGetValue(key, out var stream) && stream.Groups?.Find(g => g.Name == name) is { } group)
+        {
+            return (group.MemberCount, group.PendingCount, group.InFlightCount);
+        }
+
+        return null;
+    }
+
     /// <summary>Shard thread only (via <see cref="InvokeAsync"/>): the topic's epoch and seq, if it exists.</summary>
     internal bool TryGetPosition(TopicKey key, out ulong epoch, out ulong seq, out int subscribers)
     {
