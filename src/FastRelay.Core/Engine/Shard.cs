@@ -77,8 +77,6 @@ internal sealed class Shard : IDisposable
     /// <summary>Publishes refused because their tenant's lane on this shard was full.</summary>
     public long LaneRejections => Volatile.Read(ref _laneRejections);
 
-    /// <summary>Bytes allocated by this shard's thread so far (read by tests and metrics via <see cref="Invoke"/>).</summary>
-    public long AllocatedBytes => GC.GetAllocatedBytesForCurrentThread();
 
     private int _topicCount;
 

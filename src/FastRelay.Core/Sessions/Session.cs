@@ -634,13 +634,13 @@ public sealed class Session
                 return;
             }
 
-            _engine.ShardFor(groupTopic.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupLeave, Session = this, Topic = groupTopic, Hash = groupTopic.Hash, GroupName = groupName, RequestId = unsub.RequestId == 0 ? ulong.MaxValue : unsub.RequestId });
+            _engine.ShardFor(groupTopic.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupLeave, Session = this, Topic = groupTopic, Hash = groupTopic.Hash, GroupName = groupName, RequestId = UnsubscribeReplyId(unsub.RequestId) });
             return;
         }
 
         if (_patternSubscriptions is not null && _patternSubscriptions.Remove(name, out var pattern))
         {
-            _engine.Broadcast(ShardCommandKind.UnsubscribePattern, pattern, unsub.RequestId == 0 ? ulong.MaxValue : unsub.RequestId);
+            _engine.Broadcast(ShardCommandKind.UnsubscribePattern, pattern, UnsubscribeReplyId(unsub.RequestId));
             return;
         }
 
@@ -650,7 +650,7 @@ public sealed class Session
             return;
         }
 
-        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash, RequestId = unsub.RequestId == 0 ? ulong.MaxValue : unsub.RequestId });
+        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash, RequestId = UnsubscribeReplyId(unsub.RequestId) });
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -812,12 +812,18 @@ public sealed class Session
         }
     }
 
-    /// <summary>ACK for a publish or unsubscribe (shard thread). RequestId <see cref="ulong.MaxValue"/> = ACK without id.</summary>
+    /// <summary>RequestId meaning "reply with an ACK that carries no request id" (an UNSUB sent without one).</summary>
+    internal const ulong AckWithoutRequestId = ulong.MaxValue;
+
+    /// <summary>An UNSUB is always acknowledged; 0 (no request id) becomes <see cref="AckWithoutRequestId"/>, since 0 means silent.</summary>
+    private static ulong UnsubscribeReplyId(ulong requestId) => requestId == 0 ? AckWithoutRequestId : requestId;
+
+    /// <summary>ACK for a publish or unsubscribe (shard thread). RequestId <see cref="AckWithoutRequestId"/> = ACK without id.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void SendAck(ulong requestId, ulong epoch, ulong seq, EventFlags flags, bool ordered = false)
     {
         var ack = new Envelope(FrameType.Ack);
-        if (requestId != ulong.MaxValue)
+        if (requestId != AckWithoutRequestId)
         {
             ack.RequestId = requestId;
             ack.Present |= FieldMask.RequestId;
