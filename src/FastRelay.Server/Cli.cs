@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 
 namespace FastRelay.Server;
 
-/// <summary>The <c>fastrelay</c> command line: serve, pub, sub, token.</summary>
+/// <summary>The <c>fastrelay</c> command line: serve, pub, sub, ask, token.</summary>
 internal static class Cli
 {
     public const string Usage = """
@@ -16,6 +16,7 @@ internal static class Cli
           fastrelay serve [--ws HOST:PORT|off] [--tcp HOST:PORT|off] [--unix PATH|off] [--shards N] [--config FILE]
           fastrelay pub TOPIC DATA [--url URL] [--token TOKEN] [--client-id ID] [--message-id ID] [--count N]
           fastrelay sub TOPIC [--url URL] [--token TOKEN] [--client-id ID] [--count N]
+          fastrelay ask QUESTION [--topic TOPIC] [--timeout SECONDS] [--url URL] [--token TOKEN] [--job-id ID]
           fastrelay token --tenant NAME --sub CLIENT_ID [--publish PATTERN]... [--subscribe PATTERN]... [--ttl SECONDS] [--config FILE]
 
         Defaults: ws://127.0.0.1:7700/ws, tcp://127.0.0.1:7701, unix:///tmp/fastrelay.sock, one shard per core,
@@ -23,6 +24,7 @@ internal static class Cli
         variables (FASTRELAY_Transport__Tcp=127.0.0.1:9000) and flags (--Transport:Tcp=...), later winning.
         URL: ws://HOST:PORT/ws, tcp://HOST:PORT or unix:///PATH (default ws://127.0.0.1:7700/ws).
         `sub` prints one JSON line per event: {"topic","epoch","seq","client_id",...,"payload"}.
+        `ask` submits a job to the agents on TOPIC (default jobs.echo; run fastrelay-sidecar) and prints the reply as it streams.
         """;
 
     public static async Task<int> RunAsync(string[] args)
@@ -42,6 +44,7 @@ internal static class Cli
                 "serve" => await ServeAsync(rest).ConfigureAwait(false),
                 "pub" => await ClientCommands.PublishAsync(CommandArgs.Parse(rest)).ConfigureAwait(false),
                 "sub" => await ClientCommands.SubscribeAsync(CommandArgs.Parse(rest)).ConfigureAwait(false),
+                "ask" => await ClientCommands.AskAsync(CommandArgs.Parse(rest)).ConfigureAwait(false),
                 "token" => MintToken(rest),
                 "version" or "--version" => PrintVersion(),
                 _ => Fail($"unknown command '{verb}'\n\n{Usage}"),

@@ -5,7 +5,7 @@ using FastRelay.Client;
 
 namespace FastRelay.Server;
 
-/// <summary>The client verbs: <c>pub</c> and <c>sub</c>, over any transport the client speaks.</summary>
+/// <summary>The client verbs: <c>pub</c>, <c>sub</c> and <c>ask</c>, over any transport the client speaks.</summary>
 internal static class ClientCommands
 {
     public const string DefaultUrl = "ws://127.0.0.1:7700/ws";
@@ -74,6 +74,100 @@ internal static class ClientCommands
         }
 
         return 0;
+    }
+
+    public const string DefaultJobTopic = "jobs.echo";
+
+    /// <summary>
+    /// <c>fastrelay ask QUESTION</c>: submits a job to the agents on <c>--topic</c> (default <c>jobs.echo</c>, the demo
+    /// agent) and prints the reply's tokens as they stream. Exit codes: 0 answered, 1 degraded answer, 3 no answer in
+    /// time, 4 the agents' queue is full (BACKOFF).
+    /// </summary>
+    public static async Task<int> AskAsync(CommandArgs args)
+    {
+        if (args.Positional.Count == 0)
+        {
+            throw new CommandLineException("usage: fastrelay ask QUESTION [--topic TOPIC] [--timeout SECONDS] [--url URL] [--token TOKEN] [--job-id ID]");
+        }
+
+        string topic = args.Get("topic") ?? DefaultJobTopic;
+        string question = string.Join(' ', args.Positional);
+        var timeout = TimeSpan.FromSeconds(Math.Max(1, args.GetInt("timeout", 60)));
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+
+        await using var client = await ConnectAsync(args).ConfigureAwait(false);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        deadline.CancelAfter(timeout);
+        var streamed = new StringBuilder();
+        var output = Console.Out;
+        try
+        {
+            await foreach (var update in client.SubmitJobAsync(topic, question, new Client.Jobs.JobSubmitOptions { JobId = args.Get("job-id") }, deadline.Token)
+                .ConfigureAwait(false))
+            {
+                switch (update)
+                {
+                    case Client.Jobs.JobToken token:
+                        streamed.Append(token.Text);
+                        output.Write(token.Text);
+                        output.Flush();
+                        break;
+                    case Client.Jobs.JobRestarted restarted:
+                        streamed.Clear();
+                        output.WriteLine();
+                        Console.Error.WriteLine($"[restarted, attempt {restarted.Attempt}: {restarted.Reason}]");
+                        break;
+                    case Client.Jobs.JobResult result:
+                        if (streamed.ToString() != result.Text)
+                        {
+                            // Streaming was off, or pieces were lost over a reconnect: the final carries the whole reply.
+                            if (streamed.Length > 0)
+                            {
+                                output.WriteLine();
+                            }
+
+                            output.Write(result.Text);
+                        }
+
+                        output.WriteLine();
+                        output.Flush();
+                        if (result.Degraded)
+                        {
+                            Console.Error.WriteLine($"[degraded: {result.Reason}] {result.Error} (model {result.Model}, {result.Attempts} attempts)");
+                            return 1;
+                        }
+
+                        Console.Error.WriteLine($"[final] agent {result.Agent}, model {result.Model}, {result.Attempts} attempt(s), finish {result.FinishReason ?? "-"}");
+                        return 0;
+                }
+            }
+        }
+        catch (FastRelayBackoffException ex)
+        {
+            Console.Error.WriteLine($"fastrelay: the agents on {topic} are busy (BACKOFF, retry after {ex.RetryAfter.TotalSeconds:0.#} s): {ex.Reason}");
+            return 4;
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !stop.IsCancellationRequested)
+        {
+            output.WriteLine();
+            Console.Error.WriteLine(streamed.Length == 0
+                ? $"fastrelay: no reply within {timeout.TotalSeconds:0} s: is an agent consuming {topic}? (fastrelay-sidecar run --config src/FastRelay.Sidecar/examples/echo-agent.json)"
+                : $"fastrelay: the reply did not finish within {timeout.TotalSeconds:0} s");
+            return 3;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            output.WriteLine();
+            return 130;
+        }
+
+        Console.Error.WriteLine("fastrelay: the reply stream ended without a final event");
+        return 3;
     }
 
     private static async Task<FastRelayClient> ConnectAsync(CommandArgs args)

@@ -1,20 +1,28 @@
+using System.Runtime.InteropServices;
+using FastRelay.Client;
 using FastRelay.Sidecar.Agents;
 using FastRelay.Sidecar.Calls;
 using FastRelay.Sidecar.Configuration;
+using FastRelay.Sidecar.Running;
 
 namespace FastRelay.Sidecar;
 
-/// <summary>The <c>fastrelay-sidecar</c> command line: check a configuration, try an agent's model locally.</summary>
+/// <summary>The <c>fastrelay-sidecar</c> command line: run the agents, check a configuration, try an agent's model locally.</summary>
 internal static class SidecarCli
 {
     public const string Usage = """
         fastrelay-sidecar — runs the agents of a configuration against a FastRelay relay
 
         Usage:
+          fastrelay-sidecar run --config FILE [--relay URL] [--quiet]  run the agents against the relay until SIGTERM/Ctrl-C
           fastrelay-sidecar check --config FILE                    validate the configuration and list its agents
           fastrelay-sidecar try --config FILE [--agent NAME] TEXT  call an agent's model once, no relay: prints tokens as they stream
 
-        Example: fastrelay-sidecar try --config examples/echo-agent.json "hello there"
+        Examples: fastrelay-sidecar run --config examples/echo-agent.json      (with `fastrelay serve` running)
+                  fastrelay-sidecar try --config examples/echo-agent.json "hello there"
+        --relay overrides the configuration's relay URL (unix:///PATH, tcp://HOST:PORT, ws://HOST:PORT/ws).
+        On SIGTERM or Ctrl-C `run` drains: it stops taking jobs, lets jobs in progress finish (jobs.drainTimeoutMs),
+        and hands the rest back to the group.
         Exit codes: 0 ok, 1 degraded reply, 2 usage or configuration error.
         """;
 
@@ -30,6 +38,7 @@ internal static class SidecarCli
         {
             return args[0] switch
             {
+                "run" => await RunAgentsAsync(Options.Parse(args[1..])).ConfigureAwait(false),
                 "check" => Check(Options.Parse(args[1..])),
                 "try" => await TryAsync(Options.Parse(args[1..])).ConfigureAwait(false),
                 _ => Fail($"unknown command '{args[0]}'\n\n{Usage}"),
@@ -43,6 +52,60 @@ internal static class SidecarCli
         {
             return Fail(ex.Message);
         }
+    }
+
+    private static async Task<int> RunAgentsAsync(Options options)
+    {
+        SidecarConfig config = SidecarConfig.Load(options.Require("config"));
+        Uri? relay = null;
+        if (options.Get("relay") is { } url && !Uri.TryCreate(url, UriKind.Absolute, out relay))
+        {
+            throw new UsageException($"--relay: \"{url}\" is not a URL");
+        }
+
+        var log = new SidecarLog(verbose: !options.Flag("quiet"));
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        });
+
+        using var models = new ModelChainFactory();
+        SidecarHost host;
+        try
+        {
+            host = await SidecarHost.StartAsync(config, models, log, relay, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return 0;
+        }
+        catch (FastRelayException ex)
+        {
+            log.Error($"the relay refused: {ex.Message}");
+            return 1;
+        }
+
+        await using (host.ConfigureAwait(false))
+        {
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await host.StopAsync().ConfigureAwait(false);
+        }
+
+        return 0;
     }
 
     private static int Check(Options options)
@@ -133,6 +196,8 @@ internal static class SidecarCli
     /// <summary>--name value options and positional words.</summary>
     private sealed class Options
     {
+        private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "quiet" };
+
         private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
 
         public List<string> Positional { get; } = [];
@@ -156,6 +221,12 @@ internal static class SidecarCli
                 }
 
                 string name = arg[2..];
+                if (Flags.Contains(name))
+                {
+                    options._values[name] = "true";
+                    continue;
+                }
+
                 int eq = name.IndexOf('=');
                 if (eq >= 0)
                 {
@@ -175,6 +246,8 @@ internal static class SidecarCli
         }
 
         public string? Get(string name) => _values.GetValueOrDefault(name);
+
+        public bool Flag(string name) => _values.ContainsKey(name);
 
         public string Require(string name) => Get(name) ?? throw new UsageException($"--{name} is required");
     }

@@ -8,8 +8,20 @@ public sealed record SidecarConfig(Uri RelayUrl, IReadOnlyList<AgentSpec> Agents
 {
     public const string DefaultRelayUrl = "unix:///tmp/fastrelay.sock";
 
+    /// <summary>
+    /// The client id every sidecar of a deployment says HELLO with. Shared on purpose: the relay's idempotent publish keys
+    /// on (client id, message id), so a final event re-sent by another sidecar after a crash is recognised as a duplicate.
+    /// </summary>
+    public const string DefaultClientId = "fastrelay-sidecar";
+
     /// <summary>Environment variable holding the relay token, when the relay requires one.</summary>
     public string? RelayTokenEnv { get; init; }
+
+    /// <summary>Client id for the relay connection (<see cref="DefaultClientId"/>).</summary>
+    public string ClientId { get; init; } = DefaultClientId;
+
+    /// <summary>Job leases and result retention.</summary>
+    public JobSettings Jobs { get; init; } = JobSettings.Default;
 
     /// <summary>Reads and validates a configuration file; throws <see cref="SidecarConfigException"/> listing every problem.</summary>
     /// <param name="environment">Environment lookup (for <c>apiKeyEnv</c>); the process environment when null.</param>
@@ -78,8 +90,26 @@ public sealed record SidecarConfig(Uri RelayUrl, IReadOnlyList<AgentSpec> Agents
     }
 }
 
+/// <summary>How jobs are leased and remembered in the relay's KV store.</summary>
+/// <param name="Lease">How long a worker owns a job without renewing it (it renews every third of it); a job whose
+/// owner stopped renewing is taken over by the next worker it is delivered to once this has passed.</param>
+/// <param name="KeepResult">How long a finished job's state is kept, so a redelivered job is recognised as done and
+/// not run again.</param>
+/// <param name="DrainTimeout">On shutdown, how long jobs in progress may run on before they are abandoned to the
+/// group (another sidecar picks them up).</param>
+public sealed record JobSettings(TimeSpan Lease, TimeSpan KeepResult, TimeSpan DrainTimeout)
+{
+    public static readonly TimeSpan MinLease = TimeSpan.FromMilliseconds(300);
+    public static readonly TimeSpan MaxLease = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan MinKeepResult = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan MaxKeepResult = TimeSpan.FromDays(1);
+    public static readonly TimeSpan MaxDrainTimeout = TimeSpan.FromMinutes(10);
+
+    public static JobSettings Default { get; } = new(TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(15));
+}
+
 /// <summary>One agent: consumes a topic pattern as a consumer group, calls a model, emits the reply.</summary>
-/// <param name="Consumes">Topic pattern of its jobs (e.g. <c>jobs.summarize</c> or <c>jobs.*</c>).</param>
+/// <param name="Consumes">The topic of its jobs (e.g. <c>jobs.summarize</c>).</param>
 /// <param name="Group">Consumer group it joins (default: its name), so several sidecars share the work.</param>
 /// <param name="Concurrency">Jobs in flight at once: worker count, and the credits it declares to the relay.</param>
 public sealed record AgentSpec(string Name, string Consumes, string Group, ModelSpec Model, EmitSpec Emits, int Concurrency);

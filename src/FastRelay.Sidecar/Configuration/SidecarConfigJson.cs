@@ -10,6 +10,17 @@ internal sealed class SidecarConfigJson
     public RelayConfigJson? Relay { get; set; }
 
     public List<AgentConfigJson?>? Agents { get; set; }
+
+    public JobsConfigJson? Jobs { get; set; }
+}
+
+internal sealed class JobsConfigJson
+{
+    public int? LeaseMs { get; set; }
+
+    public int? KeepResultMs { get; set; }
+
+    public int? DrainTimeoutMs { get; set; }
 }
 
 internal sealed class RelayConfigJson
@@ -17,6 +28,8 @@ internal sealed class RelayConfigJson
     public string? Url { get; set; }
 
     public string? TokenEnv { get; set; }
+
+    public string? ClientId { get; set; }
 }
 
 internal sealed class AgentConfigJson

@@ -54,6 +54,21 @@ internal sealed class SidecarConfigValidator
             RequireEnvironment("relay.tokenEnv", tokenEnv);
         }
 
+        string clientId = raw.Relay?.ClientId ?? SidecarConfig.DefaultClientId;
+        if (raw.Relay?.ClientId is { } id)
+        {
+            if (id.Length == 0)
+            {
+                Error("relay.clientId", "must not be empty (leave it out for \"fastrelay-sidecar\")");
+            }
+            else
+            {
+                CheckId("relay.clientId", id);
+            }
+        }
+
+        JobSettings jobs = ValidateJobs(raw.Jobs);
+
         var agents = new List<AgentSpec>();
         if (raw.Agents is null || raw.Agents.Count == 0)
         {
@@ -83,7 +98,32 @@ internal sealed class SidecarConfigValidator
             }
         }
 
-        return new SidecarConfig(relayUrl, agents) { RelayTokenEnv = tokenEnv };
+        return new SidecarConfig(relayUrl, agents) { RelayTokenEnv = tokenEnv, ClientId = clientId, Jobs = jobs };
+    }
+
+    private JobSettings ValidateJobs(JobsConfigJson? jobs)
+    {
+        var defaults = JobSettings.Default;
+        TimeSpan lease = Milliseconds("jobs.leaseMs", jobs?.LeaseMs, defaults.Lease, JobSettings.MinLease, JobSettings.MaxLease);
+        TimeSpan keep = Milliseconds("jobs.keepResultMs", jobs?.KeepResultMs, defaults.KeepResult, JobSettings.MinKeepResult, JobSettings.MaxKeepResult);
+        TimeSpan drain = Milliseconds("jobs.drainTimeoutMs", jobs?.DrainTimeoutMs, defaults.DrainTimeout, TimeSpan.Zero, JobSettings.MaxDrainTimeout);
+        return new JobSettings(lease, keep, drain);
+    }
+
+    private TimeSpan Milliseconds(string path, int? value, TimeSpan fallback, TimeSpan min, TimeSpan max)
+    {
+        if (value is not { } ms)
+        {
+            return fallback;
+        }
+
+        if (ms < min.TotalMilliseconds || ms > max.TotalMilliseconds)
+        {
+            Error(path, $"must be between {min.TotalMilliseconds:0} and {max.TotalMilliseconds:0} (was {ms})");
+            return fallback;
+        }
+
+        return TimeSpan.FromMilliseconds(ms);
     }
 
     private AgentSpec? ValidateAgent(AgentConfigJson agent, string path)
@@ -108,6 +148,10 @@ internal sealed class SidecarConfigValidator
         else if (!TopicRules.Validate(consumes, isPattern: true, out string? topicError))
         {
             Error($"{path}.consumes", $"\"{consumes}\": {topicError}");
+        }
+        else if (TopicRules.IsPattern(consumes))
+        {
+            Error($"{path}.consumes", $"\"{consumes}\" is a pattern: the relay's consumer groups take one topic (groups on patterns are not supported yet); give each topic its own agent");
         }
 
         string? group = agent.Group ?? name;

@@ -1,0 +1,453 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using FastRelay.Client;
+using FastRelay.Client.Jobs;
+using FastRelay.Integration.Tests.Infrastructure;
+using FastRelay.Protocol;
+using FastRelay.Sidecar.Agents;
+using FastRelay.Sidecar.Configuration;
+using FastRelay.Sidecar.Running;
+
+namespace FastRelay.Integration.Tests;
+
+/// <summary>
+/// The orchestration sidecar end to end: a real relay, the sidecar's agents (in this process, or as the real
+/// <c>fastrelay-sidecar</c> process where a test kills it), and requesters using the job API or <c>fastrelay ask</c>.
+/// </summary>
+public sealed class SidecarTests
+{
+    private static SidecarConfig EchoConfig(int concurrency = 2, int tokenDelayMs = 5, int leaseMs = 1000, string prefix = "You said: ") =>
+        SidecarConfig.Parse($$"""
+            {
+              "jobs": { "leaseMs": {{leaseMs}}, "drainTimeoutMs": 500 },
+              "agents": [ {
+                "name": "echo", "consumes": "jobs.echo", "concurrency": {{concurrency}},
+                "model": { "adapter": "scripted", "echoPrefix": "{{prefix}}", "tokenDelayMs": {{tokenDelayMs}} }
+              } ]
+            }
+            """);
+
+    private static async Task<List<JobUpdate>> AskAsync(FastRelayClient client, string input, string topic = "jobs.echo", JobSubmitOptions? options = null)
+    {
+        var updates = new List<JobUpdate>();
+        using var timeout = new CancellationTokenSource(ClientSignals.Timeout);
+        await foreach (var update in client.SubmitJobAsync(topic, input, options, timeout.Token))
+        {
+            updates.Add(update);
+        }
+
+        return updates;
+    }
+
+    [Fact]
+    public async Task A_job_streams_partial_events_then_exactly_one_final_with_the_whole_reply()
+    {
+        await using var relay = TestRelay.Start();
+        using var models = new ModelChainFactory();
+        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, SidecarLog.Silent, relay.UnixUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+
+        // Read the reply topic raw as well, to check the wire: partial flags, consecutive seqs, one final.
+        var raw = await client.SubscribeAsync("replies.job-1");
+        var updates = await AskAsync(client, "hello relay world, how are you", options: new JobSubmitOptions { JobId = "job-1", ReplyTopic = "replies.job-1" });
+
+        var result = Assert.IsType<JobResult>(updates[^1]);
+        Assert.Equal("You said: hello relay world, how are you", result.Text);
+        Assert.False(result.Degraded);
+        Assert.Equal("echo", result.Agent);
+        Assert.Equal("scripted:echo", result.Model);
+        Assert.Equal("job-1", result.JobId);
+        var tokens = updates.OfType<JobToken>().ToList();
+        Assert.True(tokens.Count >= 3, $"the reply streams word by word ({tokens.Count} partials)");
+        Assert.Equal(result.Text, string.Concat(tokens.Select(t => t.Text)));
+        Assert.Single(updates.OfType<JobResult>());
+
+        var events = await raw.TakeAsync(tokens.Count + 1);
+        Assert.All(events[..^1], e => Assert.True((e.Flags & EventFlags.Partial) != 0));
+        Assert.True((events[^1].Flags & EventFlags.Final) != 0);
+        Assert.All(events, e => Assert.Equal("job-1", e.PrevEventId));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (ulong)i), events.Select(e => e.Seq));
+        await sidecar.Stats.WaitUntilAsync(s => s.Acknowledged == 1).Within();
+        Assert.Equal((1, 0, 0), await relay.Engine.GetGroupStateAsync(0, "jobs.echo", "echo"));
+    }
+
+    [Fact]
+    public async Task Jobs_spread_over_two_sidecars_and_each_is_answered_once()
+    {
+        await using var relay = TestRelay.Start();
+        using var models = new ModelChainFactory();
+        await using var first = await SidecarHost.StartAsync(EchoConfig(concurrency: 2), models, SidecarLog.Silent, relay.UnixUri);
+        await using var second = await SidecarHost.StartAsync(EchoConfig(concurrency: 2), models, SidecarLog.Silent, relay.TcpUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+
+        const int Jobs = 16;
+        var replies = await Task.WhenAll(Enumerable.Range(0, Jobs).Select(i => AskAsync(client, $"question {i}")));
+
+        for (int i = 0; i < Jobs; i++)
+        {
+            Assert.Equal($"You said: question {i}", Assert.Single(replies[i].OfType<JobResult>()).Text);
+        }
+
+        Assert.Equal(Jobs, first.Stats.Started + second.Stats.Started);
+        Assert.True(first.Stats.Started > 0 && second.Stats.Started > 0, $"both members work ({first.Stats.Started} / {second.Stats.Started})");
+        Assert.Equal(0, first.Stats.Restarted + second.Stats.Restarted);
+    }
+
+    [Fact]
+    public async Task A_sidecar_process_killed_mid_job_hands_the_job_over_after_its_lease_and_the_requester_gets_one_final()
+    {
+        await using var relay = TestRelay.Start();
+        string dir = Directory.CreateTempSubdirectory("fastrelay-sidecar-").FullName;
+        string configPath = Path.Combine(dir, "agents.json");
+        const string Config = """
+            {
+              "jobs": { "leaseMs": 1500, "drainTimeoutMs": 500 },
+              "agents": [ {
+                "name": "echo", "consumes": "jobs.echo", "concurrency": 2,
+                "model": { "adapter": "scripted", "echoPrefix": "You said: ", "tokenDelayMs": 60 }
+              } ]
+            }
+            """;
+        await File.WriteAllTextAsync(configPath, Config);
+        const string Question = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
+
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+        var replies = await client.SubscribeAsync("replies.crash");
+        await using (var process = await SidecarProcess.StartAsync(configPath, relay.UnixUri))
+        {
+            byte[] job = JobWire.EncodeRequest(new JobRequest(Question) { Id = "crash-1", ReplyTopic = "replies.crash" });
+            await client.PublishAsync("jobs.echo", job, new PublishOptions { MessageId = "crash-1" });
+
+            // The process is mid-reply (it streamed a partial): kill it without any chance to clean up.
+            var firstPartial = await replies.NextAsync();
+            Assert.True((firstPartial.Flags & EventFlags.Partial) != 0);
+            process.Kill();
+        }
+
+        // A new sidecar gets the job back from the group (the dead member's connection ended), waits out the dead
+        // owner's lease in the KV store, takes the job over and starts the reply again.
+        using var models = new ModelChainFactory();
+        await using var successor = await SidecarHost.StartAsync(SidecarConfig.Parse(Config), models, SidecarLog.Silent, relay.UnixUri);
+        var events = new List<RelayEvent>();
+        using (var timeout = new CancellationTokenSource(ClientSignals.Timeout))
+        {
+            await foreach (var e in replies.ReadAllAsync(timeout.Token))
+            {
+                events.Add(e);
+                if ((e.Flags & EventFlags.Final) != 0)
+                {
+                    break;
+                }
+            }
+        }
+
+        var updates = events.Select(e => JobWire.TryDecodeReply(e, out var u, out string? error) ? u : throw new InvalidDataException(error)).ToList();
+        int restartAt = updates.FindIndex(u => u is JobRestarted);
+        Assert.True(restartAt >= 0, "the requester is told the reply starts again");
+        Assert.Equal(2, ((JobRestarted)updates[restartAt]).Attempt);
+        var final = Assert.IsType<JobResult>(updates[^1]);
+        Assert.Equal("You said: " + Question, final.Text);
+        Assert.False(final.Degraded);
+        Assert.Equal(final.Text, string.Concat(updates.Skip(restartAt + 1).OfType<JobToken>().Select(t => t.Text)));
+        Assert.Equal(1, successor.Stats.Restarted);
+
+        // Exactly one final: the job is acknowledged, the group holds nothing that could be delivered again, and the
+        // reply topic carries nothing after the final (a marker published now is the next event).
+        await successor.Stats.WaitUntilAsync(s => s.Acknowledged == 1).Within();
+        Assert.Equal((1, 0, 0), await relay.Engine.GetGroupStateAsync(0, "jobs.echo", "echo"));
+        await client.PublishAsync("replies.crash", "marker"u8.ToArray());
+        var next = await replies.NextAsync();
+        Assert.Equal("marker", Encoding.UTF8.GetString(next.Payload.Span));
+        Assert.Equal(1, successor.Stats.Completed);
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Of_two_workers_holding_one_job_only_the_lease_holder_can_decide_its_final()
+    {
+        await using var relay = TestRelay.Start();
+        await using var a = await FastRelayClient.ConnectAsync(relay.TcpUri);
+        await using var b = await FastRelayClient.ConnectAsync(relay.TcpUri);
+        var settings = JobSettings.Default with { Lease = TimeSpan.FromMilliseconds(400) };
+        var ledgerA = new JobLedger(a, settings, "worker-a");
+        var ledgerB = new JobLedger(b, settings, "worker-b");
+        string key = JobKeys.For("g", "job.with.dots and spaces");
+
+        var claimA = await ledgerA.ClaimAsync(key, CancellationToken.None).Within();
+        Assert.Equal(ClaimOutcome.Claimed, claimA.Outcome);
+        Assert.Equal(1, claimA.Attempt);
+
+        // A stops renewing (stalled): B waits for A's lease to run out on the relay's clock, then takes over.
+        var claimB = await ledgerB.ClaimAsync(key, CancellationToken.None).Within();
+        Assert.Equal(ClaimOutcome.Claimed, claimB.Outcome);
+        Assert.Equal(2, claimB.Attempt);
+        Assert.Equal("worker-a", claimB.PreviousOwner);
+
+        // A wakes up and tries to record its final: refused. B's succeeds; a third worker then only sees the final.
+        var finalA = new JobState(JobPhase.Final, "worker-a", 1, 0, "a"u8.ToArray());
+        Assert.Null(await ledgerA.TryWriteAsync(key, finalA, settings.KeepResult, claimA.Version, CancellationToken.None).Within());
+        var finalB = new JobState(JobPhase.Final, "worker-b", 2, 0, "b"u8.ToArray());
+        Assert.NotNull(await ledgerB.TryWriteAsync(key, finalB, settings.KeepResult, claimB.Version, CancellationToken.None).Within());
+        var claimC = await new JobLedger(a, settings, "worker-c").ClaimAsync(key, CancellationToken.None).Within();
+        Assert.Equal(ClaimOutcome.Final, claimC.Outcome);
+        Assert.Equal("b", Encoding.UTF8.GetString(claimC.Final!));
+    }
+
+    [Fact]
+    public async Task A_slow_model_fills_the_group_so_job_publishers_get_backoff_while_other_topics_keep_flowing()
+    {
+        await using var relay = TestRelay.Start(o =>
+        {
+            o.Groups.PendingCapacity = 2;
+            o.Groups.Lease = TimeSpan.FromMinutes(5);
+        });
+        using var models = new ModelChainFactory();
+        // One worker, a model that takes ~10 s per reply: the member's single credit stays in use throughout.
+        var config = EchoConfig(concurrency: 1, tokenDelayMs: 500, leaseMs: 5000);
+        await using var sidecar = await SidecarHost.StartAsync(config, models, SidecarLog.Silent, relay.UnixUri);
+        await using var jobs = await FastRelayClient.ConnectAsync(relay.WebSocketUri, new FastRelayClientOptions
+        {
+            PublishRetry = new PublishRetryOptions { MaxAttempts = 1 },
+        });
+        byte[] job = JobWire.EncodeRequest(new JobRequest("a b c d e f g h i j k l m n o p q r s t"));
+
+        FastRelayBackoffException? backoff = null;
+        int accepted = 0;
+        for (int i = 0; i < 10 && backoff is null; i++)
+        {
+            try
+            {
+                await jobs.PublishAsync("jobs.echo", job);
+                accepted++;
+            }
+            catch (FastRelayBackoffException ex)
+            {
+                backoff = ex;
+            }
+        }
+
+        Assert.NotNull(backoff);
+        Assert.Equal(3, accepted); // one in the worker's hands, two waiting: the group's pending capacity
+        Assert.True(backoff.RetryAfter > TimeSpan.Zero);
+
+        // Ordinary pub/sub on the same relay is untouched.
+        await using var chatter = await FastRelayClient.ConnectAsync(relay.TcpUri);
+        var room = await chatter.SubscribeAsync("chat.lobby");
+        for (int i = 0; i < 200; i++)
+        {
+            await jobs.PublishAsync("chat.lobby", Encoding.UTF8.GetBytes($"line {i}"));
+        }
+
+        var lines = await room.TakeAsync(200);
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => $"line {i}"), lines.Select(e => Encoding.UTF8.GetString(e.Payload.Span)));
+
+        // ...while the group is still full: the next job is still pushed back.
+        Assert.Equal((1, 2, 1), await relay.Engine.GetGroupStateAsync(0, "jobs.echo", "echo"));
+        await Assert.ThrowsAsync<FastRelayBackoffException>(() => jobs.PublishAsync("jobs.echo", job));
+        Assert.Equal(1, sidecar.Stats.Started);
+    }
+
+    [Fact]
+    public async Task An_invalid_job_gets_a_degraded_final_naming_the_problem_and_is_not_redelivered()
+    {
+        await using var relay = TestRelay.Start();
+        using var models = new ModelChainFactory();
+        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, SidecarLog.Silent, relay.UnixUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+        var replies = await client.SubscribeAsync("replies.bad");
+
+        // A map with a reply topic but no input; then bytes that are not a job at all.
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        writer.WriteMapHeader(1);
+        writer.Write("reply");
+        writer.Write("replies.bad");
+        writer.Flush();
+        await client.PublishAsync("jobs.echo", buffer.WrittenMemory, new PublishOptions { MessageId = "bad-1" });
+        await client.PublishAsync("jobs.echo", "not messagepack"u8.ToArray());
+
+        var e = await replies.NextAsync();
+        Assert.True(JobWire.TryDecodeReply(e, out var update, out _));
+        var final = Assert.IsType<JobResult>(update);
+        Assert.True(final.Degraded);
+        Assert.Equal("invalid_job", final.Reason);
+        Assert.Contains("no \"input\"", final.Error);
+        Assert.Equal("bad-1", final.JobId);
+
+        await sidecar.Stats.WaitUntilAsync(s => s.Invalid == 2 && s.Acknowledged == 2).Within();
+        Assert.Equal((1, 0, 0), await relay.Engine.GetGroupStateAsync(0, "jobs.echo", "echo"));
+    }
+
+    [Fact]
+    public async Task A_chain_of_two_agents_answers_once_with_the_last_agents_output()
+    {
+        await using var relay = TestRelay.Start();
+        var config = SidecarConfig.Parse("""
+            {
+              "agents": [
+                { "name": "draft", "consumes": "jobs.draft", "emits": { "topic": "jobs.polish", "reply": false },
+                  "model": { "adapter": "scripted", "echoPrefix": "draft of " } },
+                { "name": "polish", "consumes": "jobs.polish",
+                  "model": { "adapter": "scripted", "echoPrefix": "polished " } }
+              ]
+            }
+            """);
+        using var models = new ModelChainFactory();
+        await using var sidecar = await SidecarHost.StartAsync(config, models, SidecarLog.Silent, relay.UnixUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+
+        var updates = await AskAsync(client, "a poem", topic: "jobs.draft");
+
+        var final = Assert.Single(updates.OfType<JobResult>());
+        Assert.Equal("polished draft of a poem", final.Text);
+        Assert.Equal("polish", final.Agent);
+        Assert.Equal(final.Text, string.Concat(updates.OfType<JobToken>().Select(t => t.Text)));
+        await sidecar.Stats.WaitUntilAsync(s => s.Acknowledged == 2).Within();
+    }
+
+    [Fact]
+    public async Task The_ask_command_prints_the_streamed_reply_and_exits_0()
+    {
+        await using var relay = TestRelay.Start();
+        using var models = new ModelChainFactory();
+        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, SidecarLog.Silent, relay.UnixUri);
+
+        var (code, stdout, stderr) = await RunFastRelayAsync("ask", "--url", relay.WebSocketUri.ToString(), "what", "is", "a", "relay?");
+
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Equal("You said: what is a relay?\n", stdout);
+        Assert.Contains("[final] agent echo", stderr);
+    }
+
+    [Fact]
+    public async Task The_ask_command_without_an_agent_says_so_and_exits_3()
+    {
+        await using var relay = TestRelay.Start();
+
+        var (code, _, stderr) = await RunFastRelayAsync("ask", "--url", relay.TcpUri.ToString(), "--timeout", "1", "anyone?");
+
+        Assert.Equal(3, code);
+        Assert.Contains("no reply within 1 s: is an agent consuming jobs.echo?", stderr);
+    }
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunFastRelayAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo(SidecarProcess.DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fastrelay.dll"));
+        foreach (string arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().Within();
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>The real <c>fastrelay-sidecar run</c> in its own process (the framework-dependent build next to the tests).</summary>
+    private sealed class SidecarProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly ConcurrentQueue<string> _log;
+
+        private SidecarProcess(Process process, ConcurrentQueue<string> log)
+        {
+            _process = process;
+            _log = log;
+        }
+
+        public static string DotnetHost()
+        {
+            if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
+            {
+                return host;
+            }
+
+            string? current = Environment.ProcessPath;
+            if (current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet")
+            {
+                return current;
+            }
+
+            // .../dotnet/shared/Microsoft.NETCore.App/{version}/ → .../dotnet/dotnet
+            string root = Path.GetFullPath(Path.Combine(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
+            string candidate = Path.Combine(root, "dotnet");
+            return File.Exists(candidate) ? candidate : "dotnet";
+        }
+
+        public static async Task<SidecarProcess> StartAsync(string configPath, Uri relay)
+        {
+            var info = new ProcessStartInfo(DotnetHost())
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "fastrelay-sidecar.dll"), "run", "--config", configPath, "--relay", relay.ToString() })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            var log = new ConcurrentQueue<string>();
+            var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is { } line)
+                {
+                    log.Enqueue(line);
+                    if (line.Contains("agent(s) running", StringComparison.Ordinal))
+                    {
+                        ready.TrySetResult();
+                    }
+                }
+            };
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is { } line)
+                {
+                    log.Enqueue(line);
+                }
+            };
+            process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException(
+                $"fastrelay-sidecar exited with {process.ExitCode} before it was ready:\n{string.Join('\n', log)}"));
+            process.Start();
+            process.BeginErrorReadLine();
+            process.BeginOutputReadLine();
+            var sidecar = new SidecarProcess(process, log);
+            try
+            {
+                await ready.Task.Within();
+            }
+            catch
+            {
+                await sidecar.DisposeAsync();
+                throw;
+            }
+
+            return sidecar;
+        }
+
+        /// <summary>SIGKILL: no drain, no lease release, no goodbye to the relay.</summary>
+        public void Kill() => _process.Kill(entireProcessTree: true);
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            await _process.WaitForExitAsync().Within();
+            _process.Dispose();
+        }
+    }
+}
