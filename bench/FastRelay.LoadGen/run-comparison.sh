@@ -8,7 +8,9 @@
 #                 rooms (1000 x 5) and 10,000 idle connections (about 4 more minutes)
 #   --jit         run the server from `dotnet build` output instead of the Native-AOT binary
 #   --server PATH use this server binary (or fastrelay.dll) and build nothing for it
-#   other options go to every run and win over the defaults, e.g. --repeat 3 (median of 3 interleaved runs)
+#   other options go to every run and win over the defaults, e.g. --repeat 3 (median of 3 interleaved runs),
+#                 --diagnostics (server GC collections and allocated bytes per message over EventPipe; builds
+#                 bench/FastRelay.GcProbe; the server must be built with EventSourceSupport, as publish.sh does)
 #
 # Installs redis-server when it is missing (apt-get, as root), publishes the Native-AOT server
 # (native-aot/publish.sh; needs clang or gcc) unless artifacts/native/fastrelay exists, builds the load
@@ -57,6 +59,12 @@ elif [[ ! -x artifacts/native/fastrelay ]]; then
 fi
 
 dotnet build -c Release bench/FastRelay.LoadGen -nologo -clp:NoSummary -v:q
+for arg in "${extra[@]}"; do
+    if [[ "$arg" == "--diagnostics" ]]; then
+        dotnet build -c Release bench/FastRelay.GcProbe -nologo -clp:NoSummary -v:q
+        break
+    fi
+done
 loadgen=(dotnet bench/FastRelay.LoadGen/bin/Release/net10.0/fastrelay-loadgen.dll)
 
 run() { "${loadgen[@]}" "$@" "${server[@]}" "${extra[@]}"; }

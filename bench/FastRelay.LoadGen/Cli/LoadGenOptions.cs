@@ -72,6 +72,11 @@ internal sealed class LoadGenOptions
                                src/FastRelay.Server/bin/Release/net10.0/fastrelay.dll run with `dotnet`)
           --redis-server PATH  redis-server binary [redis-server on PATH]
           --shards N           FastRelay shards (default: the server's, one per core)
+          --diagnostics        FastRelay targets (fanout, rooms, latency): attach to the server over its diagnostics
+                               port (EventPipe) for the measured window and report its GC collections and allocated
+                               bytes per delivered message, cross-checked with $sys.stats (server started with a 1 s
+                               stats interval). Needs the GC probe: dotnet build -c Release bench/FastRelay.GcProbe
+          --gc-probe PATH      the probe to run (default: bench/FastRelay.GcProbe/bin/Release/net10.0/fastrelay-gcprobe.dll)
 
         Output:
           --out DIR            results JSON, Markdown and SVG charts [artifacts/loadgen]
@@ -118,6 +123,11 @@ internal sealed class LoadGenOptions
     public string RedisServerPath { get; private set; } = "redis-server";
 
     public int? Shards { get; private set; }
+
+    /// <summary>Attach the GC probe (EventPipe) and the $sys.stats watcher to FastRelay targets.</summary>
+    public bool Diagnostics { get; private set; }
+
+    public string? GcProbePath { get; private set; }
 
     public string OutDir { get; private set; } = Path.Combine("artifacts", "loadgen");
 
@@ -248,6 +258,8 @@ internal sealed class LoadGenOptions
                 case "--server": o.ServerPath = Value(); break;
                 case "--redis-server": o.RedisServerPath = Value(); break;
                 case "--shards": o.Shards = PositiveInt(name, Value()); break;
+                case "--diagnostics": o.Diagnostics = true; break;
+                case "--gc-probe": o.GcProbePath = Value(); break;
                 case "--out": o.OutDir = Value(); o._outDirGiven = true; break;
                 case "--name": o._name = Value(); break;
                 case "--recv-buffer": o.ReceiveBufferBytes = PositiveInt(name, Value()); break;

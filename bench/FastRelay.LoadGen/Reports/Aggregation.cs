@@ -55,6 +55,23 @@ internal static class Aggregation
             row.ClientCpuSeconds = Median(ok, r => r.ClientCpuSeconds);
             row.ClientAllocatedBytesPerDelivery = Median(ok, r => r.ClientAllocatedBytesPerDelivery);
             row.MessagesPerReceive = Median(ok, r => r.MessagesPerReceive);
+            row.ServerAllocBytesPerDelivery = Median(ok, r => r.ServerAllocBytesPerDelivery);
+            row.ServerCounterAllocBytesPerDelivery = Median(ok, r => r.ServerCounterAllocBytesPerDelivery);
+            row.ServerGcsPerMillionDeliveries = Median(ok, r => r.ServerGcsPerMillionDeliveries);
+            row.StatsAllocBytesPerDelivery = Median(ok, r => r.StatsAllocBytesPerDelivery);
+            // GC counts and the per-type breakdown: the median run by EventPipe bytes per delivery.
+            var middle = ok.Where(r => r.ServerGc is not null).OrderBy(r => r.ServerAllocBytesPerDelivery).ToList();
+            if (middle.Count > 0)
+            {
+                var m = middle[middle.Count / 2];
+                row.ServerGc = m.ServerGc;
+                row.StatsSeconds = m.StatsSeconds;
+                row.StatsDelivered = m.StatsDelivered;
+                row.StatsAllocatedBytes = m.StatsAllocatedBytes;
+                row.StatsCollections = m.StatsCollections;
+            }
+
+            row.DiagnosticsError = all.Select(r => r.DiagnosticsError).FirstOrDefault(e => e is not null);
             row.SetupSeconds = Median(ok, r => r.SetupSeconds);
             row.LoadAverage = Median(ok, r => r.LoadAverage);
             row.LatencySamples = ok.Sum(r => r.LatencySamples);

@@ -136,6 +136,79 @@ internal static class JsonReport
         w.WriteNumber("load_average_1m", Round(r.LoadAverage));
         w.WriteNumber("client_cpu_s", Round(r.ClientCpuSeconds));
         w.WriteNumber("client_alloc_bytes_per_delivery", Round(r.ClientAllocatedBytesPerDelivery));
+        if (r.ServerGc is not null || r.StatsCollections is not null || r.DiagnosticsError is not null)
+        {
+            WriteServerGc(w, r);
+        }
+
+        w.WriteEndObject();
+    }
+
+    /// <summary>--diagnostics: the server's GC over the window, from EventPipe and from $sys.stats.</summary>
+    private static void WriteServerGc(Utf8JsonWriter w, PubSubResult r)
+    {
+        w.WriteStartObject("server_gc");
+        WriteNullable(w, "error", r.DiagnosticsError);
+        if (r.ServerGc is { } g)
+        {
+            w.WriteStartObject("eventpipe");
+            w.WriteNumber("window_s", Round(g.WindowSeconds));
+            w.WriteStartArray("collections_gen0_gen1_gen2");
+            foreach (int n in g.Collections)
+            {
+                w.WriteNumberValue(n);
+            }
+
+            w.WriteEndArray();
+            w.WriteNumber("collections_per_million_deliveries", Round(r.ServerGcsPerMillionDeliveries));
+            w.WriteNumber("allocation_ticks", g.AllocationTicks);
+            w.WriteNumber("allocated_bytes", g.AllocationTickBytes);
+            w.WriteNumber("allocated_bytes_per_delivery", Round(r.ServerAllocBytesPerDelivery));
+            if (double.IsFinite(g.CounterAllocatedBytes))
+            {
+                w.WriteNumber("alloc_rate_counter_bytes", Round(g.CounterAllocatedBytes));
+                w.WriteNumber("alloc_rate_counter_covered_s", Round(g.CounterCoveredSeconds));
+                w.WriteNumber("alloc_rate_counter_bytes_per_delivery", Round(r.ServerCounterAllocBytesPerDelivery));
+            }
+
+            w.WriteStartArray("allocation_by_type");
+            foreach (var (type, ticks, bytes) in g.AllocationByType)
+            {
+                w.WriteStartObject();
+                w.WriteString("type", type);
+                w.WriteNumber("ticks", ticks);
+                w.WriteNumber("bytes", bytes);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteStartObject("events_seen");
+            foreach (var (name, count) in g.EventsSeen)
+            {
+                w.WriteNumber(name, count);
+            }
+
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        if (r.StatsCollections is { } c)
+        {
+            w.WriteStartObject("sys_stats");
+            w.WriteNumber("between_samples_s", Round(r.StatsSeconds));
+            w.WriteNumber("delivered", r.StatsDelivered);
+            w.WriteNumber("gc_allocated_bytes", r.StatsAllocatedBytes);
+            w.WriteNumber("allocated_bytes_per_delivery", Round(r.StatsAllocBytesPerDelivery));
+            w.WriteStartArray("collections_gen0_gen1_gen2");
+            foreach (int n in c)
+            {
+                w.WriteNumberValue(n);
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
         w.WriteEndObject();
     }
 

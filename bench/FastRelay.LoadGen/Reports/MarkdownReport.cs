@@ -22,17 +22,45 @@ internal static class MarkdownReport
         }
 
         md.AppendLine();
-        md.AppendLine("| target | rate/publisher | sent msg/s | delivered msg/s | p50 µs | p99 µs | p99.9 µs | max µs | lost | server CPU s | server CPU ns/delivery | server peak RSS MiB |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        // --diagnostics: the server's GC figures sit next to its throughput (n/a for Redis).
+        bool gc = options.Diagnostics;
+        md.AppendLine("| target | rate/publisher | sent msg/s | delivered msg/s | p50 µs | p99 µs | p99.9 µs | max µs | lost | server CPU s | server CPU ns/delivery | server peak RSS MiB |" +
+                      (gc ? " server alloc B/msg (EventPipe) | server alloc B/msg ($sys.stats) | server GCs gen0/1/2 (EventPipe) | server GCs per 1M msgs |" : ""));
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (gc ? "---:|---:|---:|---:|" : ""));
         foreach (var r in results)
         {
             if (r.Failure is not null)
             {
-                md.AppendLine(F($"| {r.Target} | {r.RateLabel} | failed: {Cell(r.Failure)} | | | | | | | | | |"));
+                md.AppendLine(F($"| {r.Target} | {r.RateLabel} | failed: {Cell(r.Failure)} | | | | | | | | | |") + (gc ? " | | | |" : ""));
                 continue;
             }
 
-            md.AppendLine(F($"| {r.Target} | {r.RateLabel} | {r.SentPerSecond:N0} | {r.DeliveredPerSecond:N0} | {r.P50Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.MaxUs:N0} | {r.Lost:N0} | {r.ServerCpuSeconds:0.00} | {Num(r.ServerCpuNsPerDelivery)} | {r.ServerPeakRssBytes / 1048576.0:N1} |"));
+            md.AppendLine(F($"| {r.Target} | {r.RateLabel} | {r.SentPerSecond:N0} | {r.DeliveredPerSecond:N0} | {r.P50Us:N0} | {r.P99Us:N0} | {r.P999Us:N0} | {r.MaxUs:N0} | {r.Lost:N0} | {r.ServerCpuSeconds:0.00} | {Num(r.ServerCpuNsPerDelivery)} | {r.ServerPeakRssBytes / 1048576.0:N1} |") +
+                          (gc ? F($" {Bytes(r.ServerAllocBytesPerDelivery)} | {Bytes(r.StatsAllocBytesPerDelivery)} | {Collections(r.ServerGc?.Collections)} | {(double.IsNaN(r.ServerGcsPerMillionDeliveries) ? "n/a" : F($"{r.ServerGcsPerMillionDeliveries:0.##}"))} |") : ""));
+        }
+
+        if (gc)
+        {
+            md.AppendLine();
+            md.AppendLine("Server GC in the measured window (--diagnostics). EventPipe: GCAllocationTick (one event per ~100 KB allocated) and GCStart events read from the running server over its diagnostics port, divided by the deliveries the load generator counted; alloc-rate: the System.Runtime counter over the same window; $sys.stats: Δgc_allocated_bytes ÷ Δdelivered between the server's own samples inside the window. The probe's 1 s counters and the 1 s stats tick allocate in the server too (~20–40 KB/s when idle), and count here.");
+            md.AppendLine();
+            md.AppendLine("| target | rate/publisher | window s | delivered | EventPipe alloc bytes (ticks) | alloc-rate counter B/msg | $sys.stats: s, delivered, alloc bytes, GCs gen0/1/2 | allocating types (NativeAOT reports no type names: MethodTable ids) | diagnostics error |");
+            md.AppendLine("|---|---:|---:|---:|---:|---:|---|---|---|");
+            foreach (var r in results.Where(r => r.Failure is null && r.Target != "redis"))
+            {
+                var g = r.ServerGc;
+                string ticks = g is null ? "n/a" : F($"{g.AllocationTickBytes:N0} ({g.AllocationTicks:N0})");
+                string stats = r.StatsCollections is null ? "n/a" : F($"{r.StatsSeconds:0.0} s, {r.StatsDelivered:N0}, {r.StatsAllocatedBytes:N0} B, {Collections(r.StatsCollections)}");
+                string types = g is null ? "" : string.Join(", ", g.AllocationByType.Take(4).Select(t => F($"{t.Type} ×{t.Ticks}")));
+                md.AppendLine(F($"| {r.Target} | {r.RateLabel} | {g?.WindowSeconds ?? 0:0.0} | {r.DeliveredInWindow:N0} | {ticks} | {Bytes(r.ServerCounterAllocBytesPerDelivery)} | {stats} | {Cell(types)} | {Cell(r.DiagnosticsError ?? "")} |"));
+            }
+
+            var seen = results.Select(r => r.ServerGc).FirstOrDefault(g => g is not null);
+            if (seen is not null)
+            {
+                md.AppendLine();
+                md.AppendLine(F($"Events the server's runtime emitted to the probe's session (first run): {string.Join(", ", seen.EventsSeen.Select(e => F($"{e.Name} ×{e.Count:N0}")))}."));
+            }
         }
 
         md.AppendLine();
@@ -129,6 +157,10 @@ internal static class MarkdownReport
 
         return md.ToString();
     }
+
+    private static string Bytes(double v) => double.IsFinite(v) ? F($"{v:0.000}") : "n/a";
+
+    private static string Collections(int[]? c) => c is null ? "n/a" : F($"{c[0]}/{c[1]}/{c[2]}");
 
     private static string Num(double v) => double.IsFinite(v) ? F($"{v:N0}") : "n/a";
 

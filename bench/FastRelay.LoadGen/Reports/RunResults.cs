@@ -68,6 +68,24 @@ internal sealed class PubSubResult
     /// <summary>Messages per subscriber receive call over the whole run (how much the server coalesces its writes).</summary>
     public double MessagesPerReceive { get; set; }
 
+    /// <summary>--diagnostics: what the server's runtime reported over EventPipe in the window; null without it.</summary>
+    public Measurement.ServerGcFigures? ServerGc { get; set; }
+    /// <summary>EventPipe GCAllocationTick bytes in the window ÷ deliveries the load generator counted in it.</summary>
+    public double ServerAllocBytesPerDelivery { get; set; } = double.NaN;
+    /// <summary>The System.Runtime alloc-rate counter over the window ÷ deliveries; NaN when the runtime does not emit it.</summary>
+    public double ServerCounterAllocBytesPerDelivery { get; set; } = double.NaN;
+    /// <summary>EventPipe GCStart events (all generations) per million deliveries.</summary>
+    public double ServerGcsPerMillionDeliveries { get; set; } = double.NaN;
+    /// <summary>$sys.stats: Δgc_allocated_bytes ÷ Δdelivered between the first and last sample inside the window.</summary>
+    public double StatsAllocBytesPerDelivery { get; set; } = double.NaN;
+    public double StatsSeconds { get; set; }
+    public long StatsDelivered { get; set; }
+    public long StatsAllocatedBytes { get; set; }
+    /// <summary>$sys.stats: collections per generation between the two samples; null when not measured.</summary>
+    public int[]? StatsCollections { get; set; }
+    /// <summary>Why a part of --diagnostics did not attach or answer.</summary>
+    public string? DiagnosticsError { get; set; }
+
     public string RateLabel => Rate == 0 ? "max" : $"{Rate}/s";
 }
 

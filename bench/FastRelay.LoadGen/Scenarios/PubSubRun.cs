@@ -26,6 +26,9 @@ internal static class PubSubRun
         string logPath = Path.Combine(options.OutDir, "logs", $"{options.ScenarioName}-{kind.Name()}-r{rate}.log");
         Progress.Line($"[{label}] starting {kind.Name()} (log: {logPath})");
         await using var target = await TargetProcess.StartAsync(kind, options, logPath).ConfigureAwait(false);
+        await using var diagnostics = options.Diagnostics && kind.IsFastRelay()
+            ? await ServerDiagnostics.StartAsync(target, options.GcProbePath, label).ConfigureAwait(false)
+            : null;
         var result = new PubSubResult
         {
             Scenario = options.ScenarioName,
@@ -77,7 +80,7 @@ internal static class PubSubRun
 
             result.SetupSeconds = Stopwatch.GetElapsedTime(setupStart).TotalSeconds;
             Progress.Line($"[{label}] {subscribers.Length} subscribers on {workload.Topics} topic(s) and {publishers.Length} publisher(s) ready in {result.SetupSeconds:0.0} s");
-            await MeasureAsync(label, options, workload, rate, target, run, publishers!, result).ConfigureAwait(false);
+            await MeasureAsync(label, options, workload, rate, target, run, publishers!, diagnostics, result).ConfigureAwait(false);
             long receives = subscribers.Sum(s => s!.Receives);
             result.MessagesPerReceive = receives > 0 ? run.Delivered / (double)receives : 0;
         }
@@ -114,7 +117,7 @@ internal static class PubSubRun
         return result;
     }
 
-    private static async Task MeasureAsync(string label, LoadGenOptions options, Workload workload, int rate, TargetProcess target, RunState run, Publisher[] publishers, PubSubResult result)
+    private static async Task MeasureAsync(string label, LoadGenOptions options, Workload workload, int rate, TargetProcess target, RunState run, Publisher[] publishers, ServerDiagnostics? diagnostics, PubSubResult result)
     {
         var driver = new PublisherDriver(publishers, run, rate, options.Window, workload.SubscribersPerTopic, options.MaxMessages);
         long frequency = Stopwatch.Frequency;
@@ -139,6 +142,7 @@ internal static class PubSubRun
             if (from is null && (now >= warmupEnd || driverDone))
             {
                 from = driverDone && now < warmupEnd ? begin : Take();
+                diagnostics?.Begin(from.Value.Ticks);
                 threadsFrom = target.ThreadCpu();
                 clientThreadsFrom = ProcessStats.ThreadCpu(Environment.ProcessId);
                 allocatedFrom = GC.GetTotalAllocatedBytes(precise: true); // after the /proc reads, which allocate
@@ -150,6 +154,7 @@ internal static class PubSubRun
                 run.Recording = false;
                 allocatedTo = GC.GetTotalAllocatedBytes(precise: true); // before the /proc reads
                 to = Take();
+                diagnostics?.End(to.Ticks);
                 result.ServerThreadCpu = ProcessStats.ThreadCpuDelta(threadsFrom ?? [], target.ThreadCpu());
                 result.ClientThreadCpu = ProcessStats.ThreadCpuDelta(clientThreadsFrom ?? [], ProcessStats.ThreadCpu(Environment.ProcessId));
                 result.LoadAverage = MachineInfo.LoadAverage();
@@ -218,6 +223,11 @@ internal static class PubSubRun
         result.ClientCpuSeconds = to.ClientCpu - from.Value.ClientCpu;
         result.ClientAllocatedBytesPerDelivery = delivered > 0 ? (allocatedTo - allocatedFrom) / (double)delivered : double.NaN;
 
+        if (diagnostics is not null)
+        {
+            await diagnostics.CompleteAsync(result, delivered).ConfigureAwait(false);
+        }
+
         var histogram = run.Latency.Merge();
         result.LatencySamples = histogram.TotalCount;
         if (histogram.TotalCount > 0)
@@ -234,6 +244,7 @@ internal static class PubSubRun
         Progress.Line(
             $"[{label}] done: {result.DeliveredPerSecond:N0} delivered/s, p50 {result.P50Us:N0} µs, p99 {result.P99Us:N0} µs, " +
             $"p99.9 {result.P999Us:N0} µs, lost {result.Lost:N0}, server CPU {result.ServerCpuSeconds:0.00} s" +
+            (result.ServerGc is { } gc ? $", server GCs {gc.Collections[0]}/{gc.Collections[1]}/{gc.Collections[2]}, server alloc {result.ServerAllocBytesPerDelivery:0.###} B/delivery (EventPipe), {result.StatsAllocBytesPerDelivery:0.###} B/delivery ($sys.stats)" : "") +
             (result.FirstError is null ? "" : $"; first error: {result.FirstError}"));
     }
 

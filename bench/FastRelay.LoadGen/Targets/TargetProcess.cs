@@ -51,6 +51,9 @@ internal sealed class TargetProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>FastRelay's raw-TCP listener (every FastRelay target opens one): where the $sys.stats watcher connects.</summary>
+    public IPEndPoint? TcpEndPoint { get; private init; }
+
     /// <param name="serverArgs">Extra FastRelay arguments (e.g. <c>--config FILE</c>); ignored for Redis.</param>
     public static async Task<TargetProcess> StartAsync(TargetKind kind, LoadGenOptions options, string logPath, IReadOnlyList<string>? serverArgs = null)
     {
@@ -81,13 +84,23 @@ internal sealed class TargetProcess : IAsyncDisposable
             start.ArgumentList.Add(shards.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
+        if (options.Diagnostics)
+        {
+            // $sys.stats every second, so the watcher has samples inside a short measured window.
+            start.ArgumentList.Add("--Relay:StatsInterval");
+            start.ArgumentList.Add("00:00:01");
+        }
+
         foreach (string arg in serverArgs)
         {
             start.ArgumentList.Add(arg);
         }
 
         int port = kind == TargetKind.FastRelayWebSocket ? wsPort : tcpPort;
-        return new TargetProcess(kind, start, "FastRelay ready", new IPEndPoint(IPAddress.Loopback, port), description, logPath);
+        return new TargetProcess(kind, start, "FastRelay ready", new IPEndPoint(IPAddress.Loopback, port), description, logPath)
+        {
+            TcpEndPoint = new IPEndPoint(IPAddress.Loopback, tcpPort),
+        };
     }
 
     /// <summary>The server to start: (file to execute, arguments before "serve", description).</summary>
