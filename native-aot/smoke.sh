@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the Native-AOT binary: starts `fastrelay serve`, subscribes over raw TCP and the Unix socket,
-# publishes over WebSocket, checks every event arrives in seq order, then stops the server with SIGTERM and
-# checks it exits cleanly. Run native-aot/publish.sh first.
+# publishes over WebSocket, checks every event arrives in seq order; when fastrelay-sidecar sits next to it, runs
+# the README's agent demo (sidecar on the Unix socket, `fastrelay ask` over WebSocket); then stops everything
+# with SIGTERM and checks each exits cleanly. Run native-aot/publish.sh (and publish.sh src/FastRelay.Sidecar) first.
 #
 # Usage: native-aot/smoke.sh [BINARY]   (default: artifacts/native/fastrelay)
 set -euo pipefail
@@ -68,6 +69,27 @@ PY
 done
 
 grep -q '"seq":3' "$work/pub.out" || { echo "smoke.sh: publisher did not get ACK seq 3" >&2; cat "$work/pub.out" >&2; exit 1; }
+
+sidecar="$(dirname "$bin")/fastrelay-sidecar"
+if [[ -x "$sidecar" ]]; then
+    "$sidecar" run --config "$(dirname "$bin")/examples/echo-agent.json" --relay "unix://$sock" >"$work/sidecar.log" 2>&1 &
+    sidecar_pid=$!
+    wait_for "$work/sidecar.log" "agent(s) running" 20
+    "$bin" ask "hello from aot agents" --url "ws://127.0.0.1:$ws_port/ws" --timeout 20 >"$work/ask.out" 2>"$work/ask.err" \
+        || { echo "smoke.sh: fastrelay ask failed" >&2; cat "$work/ask.out" "$work/ask.err" "$work/sidecar.log" >&2; exit 1; }
+    [[ "$(cat "$work/ask.out")" == "You said: hello from aot agents" ]] \
+        || { echo "smoke.sh: unexpected reply from the agent:" >&2; cat "$work/ask.out" "$work/ask.err" >&2; exit 1; }
+    echo "smoke.sh: fastrelay ask got the streamed reply from fastrelay-sidecar"
+    kill -TERM "$sidecar_pid"
+    if ! timeout 20 tail --pid="$sidecar_pid" -f /dev/null; then
+        echo "smoke.sh: fastrelay-sidecar did not stop within 20 s of SIGTERM" >&2
+        exit 1
+    fi
+    wait "$sidecar_pid" && sidecar_status=0 || sidecar_status=$?
+    [[ $sidecar_status -eq 0 ]] || { echo "smoke.sh: fastrelay-sidecar exited with $sidecar_status" >&2; cat "$work/sidecar.log" >&2; exit 1; }
+else
+    echo "smoke.sh: no $sidecar: agent demo not run"
+fi
 
 kill -TERM "$server_pid"
 if ! timeout 15 tail --pid="$server_pid" -f /dev/null; then

@@ -249,6 +249,36 @@ public sealed class SidecarTests
     }
 
     [Fact]
+    public async Task A_model_that_stalls_mid_reply_ends_in_one_degraded_final_carrying_the_partial_text()
+    {
+        await using var relay = TestRelay.Start();
+        // Every token comes 1.5 s after the one before; once the reply has begun, the idle timeout is 300 ms: it stalls after one word.
+        var config = SidecarConfig.Parse("""
+            {
+              "agents": [ {
+                "name": "echo", "consumes": "jobs.echo",
+                "model": { "adapter": "scripted", "script": ["first second third"], "tokenDelayMs": 1500,
+                           "timeoutMs": 8000, "idleTimeoutMs": 300, "retries": 0 }
+              } ]
+            }
+            """);
+        using var models = new ModelChainFactory();
+        await using var sidecar = await SidecarHost.StartAsync(config, models, SidecarLog.Silent, relay.UnixUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+        var raw = await client.SubscribeAsync("replies.stall");
+
+        var updates = await AskAsync(client, "ignored", options: new JobSubmitOptions { JobId = "stall", ReplyTopic = "replies.stall" });
+
+        var final = Assert.IsType<JobResult>(updates[^1]);
+        Assert.True(final.Degraded);
+        Assert.Equal("stalled", final.Reason);
+        Assert.Equal("first ", final.Text);
+        Assert.Equal("first ", string.Concat(updates.OfType<JobToken>().Select(t => t.Text)));
+        var events = await raw.TakeAsync(2);
+        Assert.Equal(EventFlags.Final | EventFlags.Degraded, events[^1].Flags & (EventFlags.Final | EventFlags.Degraded));
+    }
+
+    [Fact]
     public async Task An_invalid_job_gets_a_degraded_final_naming_the_problem_and_is_not_redelivered()
     {
         await using var relay = TestRelay.Start();

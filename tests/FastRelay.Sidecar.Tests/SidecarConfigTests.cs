@@ -126,6 +126,11 @@ public sealed class SidecarConfigTests
     [InlineData("""{ "relay": { "url": "http://x" }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "relay.url: \"http://x\" is not a relay URL")]
     [InlineData("""{ "agents": [ { "name": "a", "consumes": "a", "modle": { "adapter": "scripted" } } ] }""", "agents[0].modle: unknown field")]
     [InlineData("""{ "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted", "timeoutMs": "10s" } } ] }""", "agents[0].model.timeoutMs: wrong type of value")]
+    [InlineData("""{ "jobs": { "leaseMs": 100 }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "jobs.leaseMs: must be between 300 and 300000 (was 100)")]
+    [InlineData("""{ "jobs": { "keepResultMs": 1000 }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "jobs.keepResultMs: must be between 10000 and 86400000")]
+    [InlineData("""{ "jobs": { "drainTimeoutMs": -1 }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "jobs.drainTimeoutMs: must be between 0 and 600000")]
+    [InlineData("""{ "jobs": { "lease": 1 }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "jobs.lease: unknown field")]
+    [InlineData("""{ "relay": { "clientId": "" }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "relay.clientId: must not be empty")]
     [InlineData("""{ "agents": [ { "name": "a", "consumes": "a" """, "invalid JSON")]
     public void Invalid_configuration_is_rejected_with_a_message_that_names_the_field(string json, string expected)
     {
@@ -133,6 +138,19 @@ public sealed class SidecarConfigTests
 
         Assert.Contains(ex.Errors, e => e.StartsWith(expected, StringComparison.Ordinal) || (expected == "invalid JSON" && e.Contains(expected, StringComparison.Ordinal)));
         Assert.Contains("test.json", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Job_leases_and_the_relay_client_id_have_defaults_and_can_be_set()
+    {
+        const string Agent = """ "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] """;
+        SidecarConfig defaults = SidecarConfig.Parse("{" + Agent + "}");
+        Assert.Equal(JobSettings.Default, defaults.Jobs);
+        Assert.Equal(SidecarConfig.DefaultClientId, defaults.ClientId);
+
+        SidecarConfig set = SidecarConfig.Parse("""{ "relay": { "clientId": "edge-7" }, "jobs": { "leaseMs": 2500, "keepResultMs": 60000, "drainTimeoutMs": 0 }, """ + Agent + "}");
+        Assert.Equal(new JobSettings(TimeSpan.FromMilliseconds(2500), TimeSpan.FromMinutes(1), TimeSpan.Zero), set.Jobs);
+        Assert.Equal("edge-7", set.ClientId);
     }
 
     [Fact]
