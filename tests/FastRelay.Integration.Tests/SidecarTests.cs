@@ -8,6 +8,7 @@ using FastRelay.Protocol;
 using FastRelay.Sidecar.Agents;
 using FastRelay.Sidecar.Configuration;
 using FastRelay.Sidecar.Running;
+using Xunit.Abstractions;
 
 namespace FastRelay.Integration.Tests;
 
@@ -15,8 +16,28 @@ namespace FastRelay.Integration.Tests;
 /// The orchestration sidecar end to end: a real relay, the sidecar's agents (in this process, or as the real
 /// <c>fastrelay-sidecar</c> process where a test kills it), and requesters using the job API or <c>fastrelay ask</c>.
 /// </summary>
-public sealed class SidecarTests
+public sealed class SidecarTests(ITestOutputHelper output)
 {
+    /// <summary>The sidecar's log, in the test's output (shown when a test fails).</summary>
+    private SidecarLog Log => new(new OutputWriter(output));
+
+    private sealed class OutputWriter(ITestOutputHelper output) : TextWriter
+    {
+        public override Encoding Encoding => Encoding.UTF8;
+
+        public override void WriteLine(string? value)
+        {
+            try
+            {
+                output.WriteLine(value ?? "");
+            }
+            catch (InvalidOperationException)
+            {
+                // The test is over; a late line from a background worker has nowhere to go.
+            }
+        }
+    }
+
     private static SidecarConfig EchoConfig(int concurrency = 2, int tokenDelayMs = 5, int leaseMs = 1000, string prefix = "You said: ") =>
         SidecarConfig.Parse($$"""
             {
@@ -45,7 +66,7 @@ public sealed class SidecarTests
     {
         await using var relay = TestRelay.Start();
         using var models = new ModelChainFactory();
-        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, SidecarLog.Silent, relay.UnixUri);
+        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, Log, relay.UnixUri);
         await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
 
         // Read the reply topic raw as well, to check the wire: partial flags, consecutive seqs, one final.
@@ -77,8 +98,8 @@ public sealed class SidecarTests
     {
         await using var relay = TestRelay.Start();
         using var models = new ModelChainFactory();
-        await using var first = await SidecarHost.StartAsync(EchoConfig(concurrency: 2), models, SidecarLog.Silent, relay.UnixUri);
-        await using var second = await SidecarHost.StartAsync(EchoConfig(concurrency: 2), models, SidecarLog.Silent, relay.TcpUri);
+        await using var first = await SidecarHost.StartAsync(EchoConfig(concurrency: 2), models, Log, relay.UnixUri);
+        await using var second = await SidecarHost.StartAsync(EchoConfig(concurrency: 2), models, Log, relay.TcpUri);
         await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
 
         const int Jobs = 16;
@@ -128,7 +149,7 @@ public sealed class SidecarTests
         // A new sidecar gets the job back from the group (the dead member's connection ended), waits out the dead
         // owner's lease in the KV store, takes the job over and starts the reply again.
         using var models = new ModelChainFactory();
-        await using var successor = await SidecarHost.StartAsync(SidecarConfig.Parse(Config), models, SidecarLog.Silent, relay.UnixUri);
+        await using var successor = await SidecarHost.StartAsync(SidecarConfig.Parse(Config), models, Log, relay.UnixUri);
         var events = new List<RelayEvent>();
         using (var timeout = new CancellationTokenSource(ClientSignals.Timeout))
         {
@@ -160,6 +181,84 @@ public sealed class SidecarTests
         var next = await replies.NextAsync();
         Assert.Equal("marker", Encoding.UTF8.GetString(next.Payload.Span));
         Assert.Equal(1, successor.Stats.Completed);
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task On_SIGTERM_a_sidecar_finishes_the_job_in_progress_before_it_exits()
+    {
+        await using var relay = TestRelay.Start();
+        string dir = Directory.CreateTempSubdirectory("fastrelay-sidecar-").FullName;
+        string configPath = Path.Combine(dir, "agents.json");
+        await File.WriteAllTextAsync(configPath, """
+            {
+              "jobs": { "drainTimeoutMs": 20000 },
+              "agents": [ { "name": "echo", "consumes": "jobs.echo",
+                            "model": { "adapter": "scripted", "echoPrefix": "You said: ", "tokenDelayMs": 40 } } ]
+            }
+            """);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+        var replies = await client.SubscribeAsync("replies.drain");
+        await using var process = await SidecarProcess.StartAsync(configPath, relay.UnixUri);
+        byte[] job = JobWire.EncodeRequest(new JobRequest("one two three four five six seven eight") { Id = "drain-1", ReplyTopic = "replies.drain" });
+        await client.PublishAsync("jobs.echo", job);
+        await replies.NextAsync(); // the first partial: the job is in progress
+
+        process.Terminate();
+
+        RelayEvent final;
+        do
+        {
+            final = await replies.NextAsync();
+        }
+        while ((final.Flags & EventFlags.Final) == 0);
+        Assert.True(JobWire.TryDecodeReply(final, out var update, out _));
+        Assert.Equal("You said: one two three four five six seven eight", Assert.IsType<JobResult>(update).Text);
+        Assert.Equal(0, await process.ExitCodeAsync());
+        Assert.Contains(process.Log, line => line.Contains("acknowledged 1, started 1, completed 1", StringComparison.Ordinal));
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_job_still_running_when_the_drain_times_out_is_handed_back_without_waiting_for_its_lease()
+    {
+        await using var relay = TestRelay.Start();
+        string dir = Directory.CreateTempSubdirectory("fastrelay-sidecar-").FullName;
+        string configPath = Path.Combine(dir, "agents.json");
+        // A lease far longer than the test's timeout: the successor can only finish in time if the draining sidecar
+        // released the job.
+        const string Config = """
+            {
+              "jobs": { "leaseMs": 120000, "drainTimeoutMs": 100 },
+              "agents": [ { "name": "echo", "consumes": "jobs.echo",
+                            "model": { "adapter": "scripted", "echoPrefix": "You said: ", "tokenDelayMs": 200 } } ]
+            }
+            """;
+        await File.WriteAllTextAsync(configPath, Config);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+        var replies = await client.SubscribeAsync("replies.handback");
+        await using (var process = await SidecarProcess.StartAsync(configPath, relay.UnixUri))
+        {
+            byte[] job = JobWire.EncodeRequest(new JobRequest("a b c d e f g h i j k l m n o p") { Id = "handback-1", ReplyTopic = "replies.handback" });
+            await client.PublishAsync("jobs.echo", job);
+            await replies.NextAsync();
+            process.Terminate();
+            Assert.Equal(0, await process.ExitCodeAsync());
+            Assert.Contains(process.Log, line => line.Contains("stopped by shutdown; handed back", StringComparison.Ordinal));
+        }
+
+        using var models = new ModelChainFactory();
+        await using var successor = await SidecarHost.StartAsync(SidecarConfig.Parse(Config.Replace("\"tokenDelayMs\": 200", "\"tokenDelayMs\": 1", StringComparison.Ordinal)),
+            models, Log, relay.UnixUri);
+        RelayEvent final;
+        do
+        {
+            final = await replies.NextAsync();
+        }
+        while ((final.Flags & EventFlags.Final) == 0);
+        Assert.True(JobWire.TryDecodeReply(final, out var update, out _));
+        Assert.Equal("You said: a b c d e f g h i j k l m n o p", Assert.IsType<JobResult>(update).Text);
+        Assert.Equal(1, successor.Stats.Restarted);
         Directory.Delete(dir, recursive: true);
     }
 
@@ -205,7 +304,7 @@ public sealed class SidecarTests
         using var models = new ModelChainFactory();
         // One worker, a model that takes ~10 s per reply: the member's single credit stays in use throughout.
         var config = EchoConfig(concurrency: 1, tokenDelayMs: 500, leaseMs: 5000);
-        await using var sidecar = await SidecarHost.StartAsync(config, models, SidecarLog.Silent, relay.UnixUri);
+        await using var sidecar = await SidecarHost.StartAsync(config, models, Log, relay.UnixUri);
         await using var jobs = await FastRelayClient.ConnectAsync(relay.WebSocketUri, new FastRelayClientOptions
         {
             PublishRetry = new PublishRetryOptions { MaxAttempts = 1 },
@@ -263,7 +362,7 @@ public sealed class SidecarTests
             }
             """);
         using var models = new ModelChainFactory();
-        await using var sidecar = await SidecarHost.StartAsync(config, models, SidecarLog.Silent, relay.UnixUri);
+        await using var sidecar = await SidecarHost.StartAsync(config, models, Log, relay.UnixUri);
         await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
         var raw = await client.SubscribeAsync("replies.stall");
 
@@ -283,7 +382,7 @@ public sealed class SidecarTests
     {
         await using var relay = TestRelay.Start();
         using var models = new ModelChainFactory();
-        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, SidecarLog.Silent, relay.UnixUri);
+        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, Log, relay.UnixUri);
         await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
         var replies = await client.SubscribeAsync("replies.bad");
 
@@ -324,7 +423,7 @@ public sealed class SidecarTests
             }
             """);
         using var models = new ModelChainFactory();
-        await using var sidecar = await SidecarHost.StartAsync(config, models, SidecarLog.Silent, relay.UnixUri);
+        await using var sidecar = await SidecarHost.StartAsync(config, models, Log, relay.UnixUri);
         await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
 
         var updates = await AskAsync(client, "a poem", topic: "jobs.draft");
@@ -341,7 +440,7 @@ public sealed class SidecarTests
     {
         await using var relay = TestRelay.Start();
         using var models = new ModelChainFactory();
-        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, SidecarLog.Silent, relay.UnixUri);
+        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(), models, Log, relay.UnixUri);
 
         var (code, stdout, stderr) = await RunFastRelayAsync("ask", "--url", relay.WebSocketUri.ToString(), "what", "is", "a", "relay?");
 
@@ -466,8 +565,25 @@ public sealed class SidecarTests
             return sidecar;
         }
 
+        /// <summary>What the process wrote so far (standard error and output).</summary>
+        public IReadOnlyCollection<string> Log => _log;
+
         /// <summary>SIGKILL: no drain, no lease release, no goodbye to the relay.</summary>
         public void Kill() => _process.Kill(entireProcessTree: true);
+
+        /// <summary>SIGTERM: what a deploy sends; the sidecar drains.</summary>
+        public void Terminate()
+        {
+            using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) } })!;
+            kill.WaitForExit();
+        }
+
+        public async Task<int> ExitCodeAsync()
+        {
+            await _process.WaitForExitAsync().Within();
+            _process.WaitForExit(); // flushes the redirected output into Log
+            return _process.ExitCode;
+        }
 
         public async ValueTask DisposeAsync()
         {

@@ -104,42 +104,51 @@ internal sealed class JobLedger(FastRelayClient client, JobSettings settings, st
     /// Writes <paramref name="state"/> if the key is still at <paramref name="expectedVersion"/> (0: absent); the new
     /// version, or null when another writer got there first. Retries while the relay is unreachable.
     /// </summary>
-    public async Task<ulong?> TryWriteAsync(string key, JobState state, TimeSpan ttl, ulong expectedVersion, CancellationToken ct)
+    /// <param name="heldAttempt">
+    /// The attempt this worker runs, when it writes as the job's owner: a version that moved on because one of its own
+    /// earlier writes went through without its reply arriving (a renewal cut off by a reconnect or by stopping) is
+    /// then recognised as still its own, and the write is retried on the current version.
+    /// </param>
+    public async Task<ulong?> TryWriteAsync(string key, JobState state, TimeSpan ttl, ulong expectedVersion, CancellationToken ct, int? heldAttempt = null)
     {
         byte[] value = state.Encode();
-        var options = new KvSetOptions { Ttl = ttl, ExpectedVersion = expectedVersion };
         while (true)
         {
+            var options = new KvSetOptions { Ttl = ttl, ExpectedVersion = expectedVersion };
             try
             {
                 return await client.KvSetAsync(key, value, options, CancellationToken.None).ConfigureAwait(false);
             }
             catch (FastRelayKvConflictException)
             {
-                // Either someone else wrote, or our own earlier (ambiguous) attempt did: look.
-                return await ReadBackAsync(key, value, ct).ConfigureAwait(false);
+                // Another writer, or an earlier write of ours whose reply was lost: look.
             }
             catch (Exception ex) when (IsUnreachable(ex))
             {
                 await WaitForRelayAsync(ct).ConfigureAwait(false);
-                KvEntry? now = await RelayAsync(() => client.KvGetAsync(key, ct), ct).ConfigureAwait(false);
-                if (now is not null && now.Value.Span.SequenceEqual(value))
-                {
-                    return now.Version;
-                }
-
-                if ((now?.Version ?? 0) != expectedVersion)
-                {
-                    return null;
-                }
             }
-        }
-    }
 
-    private async Task<ulong?> ReadBackAsync(string key, byte[] value, CancellationToken ct)
-    {
-        KvEntry? now = await RelayAsync(() => client.KvGetAsync(key, ct), ct).ConfigureAwait(false);
-        return now is not null && now.Value.Span.SequenceEqual(value) ? now.Version : null;
+            KvEntry? now = await RelayAsync(() => client.KvGetAsync(key, ct), ct).ConfigureAwait(false);
+            ulong current = now?.Version ?? 0;
+            if (now is not null && now.Value.Span.SequenceEqual(value))
+            {
+                return current; // this very write went through
+            }
+
+            if (current == expectedVersion)
+            {
+                continue; // nothing changed: the write did not happen; try again
+            }
+
+            if (heldAttempt is { } attempt && now is not null && JobState.TryDecode(now.Value, out JobState? stored)
+                && stored.Phase == JobPhase.Running && stored.Owner == Owner && stored.Attempt == attempt)
+            {
+                expectedVersion = current; // moved on by our own earlier write: still ours
+                continue;
+            }
+
+            return null;
+        }
     }
 
     /// <summary>Runs a relay call, waiting out disconnections (the client reconnects) until <paramref name="ct"/> ends.</summary>

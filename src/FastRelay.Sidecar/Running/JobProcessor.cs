@@ -189,7 +189,7 @@ internal sealed class JobProcessor
         try
         {
             decided = await _ledger.TryWriteAsync(key, new JobState(JobPhase.Final, _ledger.Owner, claim.Attempt, lease.Emitted, payload),
-                _ledger.Settings.KeepResult, version, abort).ConfigureAwait(false);
+                _ledger.Settings.KeepResult, version, abort, claim.Attempt).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {

@@ -1,12 +1,17 @@
-using System.Diagnostics;
 using FastRelay.Client;
 
 namespace FastRelay.Sidecar.Running;
 
 /// <summary>
 /// Renews a running job's lease every third of it (compare-and-set on the version it holds) and cancels the job's work
-/// when the lease is lost: another worker took the job over, or no renewal got through for a whole lease.
+/// when the lease is lost, which only a refused compare-and-set proves: another worker took the job over.
 /// </summary>
+/// <remarks>
+/// A renewal that is merely late (a busy machine, the relay out of reach for a while) does not give the job up: the
+/// lease may have lapsed and another worker may have taken over, but then this worker's next renewal, and above all
+/// its final, is refused, so at most the requester sees a few partials of the abandoned attempt after the restart
+/// event. Giving up on a timer instead would abandon jobs that nobody else took.
+/// </remarks>
 internal sealed class LeaseKeeper
 {
     private readonly JobLedger _ledger;
@@ -14,6 +19,7 @@ internal sealed class LeaseKeeper
     private readonly int _attempt;
     private readonly CancellationTokenSource _work;
     private readonly PeriodicTimer _timer;
+    private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
     private ulong _version;
     private int _emitted;
@@ -43,7 +49,9 @@ internal sealed class LeaseKeeper
     public async Task<ulong> StopAsync()
     {
         _timer.Dispose();
+        await _stopping.CancelAsync().ConfigureAwait(false); // ends a wait for the relay; a write already sent completes
         await _loop.ConfigureAwait(false);
+        _stopping.Dispose();
         return _version;
     }
 
@@ -60,7 +68,7 @@ internal sealed class LeaseKeeper
         try
         {
             var released = new JobState(JobPhase.Running, _ledger.Owner, _attempt, Emitted);
-            await _ledger.TryWriteAsync(_key, released, JobLedger.RetainAfterLease, version, bounded.Token).ConfigureAwait(false);
+            await _ledger.TryWriteAsync(_key, released, JobLedger.RetainAfterLease, version, bounded.Token, _attempt).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException || JobLedger.IsUnreachable(ex) || ex is FastRelayException)
         {
@@ -70,42 +78,26 @@ internal sealed class LeaseKeeper
 
     private async Task RenewAsync()
     {
-        var sinceRenewed = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_work.Token, _stopping.Token);
         try
         {
             while (await _timer.WaitForNextTickAsync().ConfigureAwait(false))
             {
                 var state = new JobState(JobPhase.Running, _ledger.Owner, _attempt, Emitted);
-                TimeSpan left = _ledger.Lease - sinceRenewed.Elapsed;
-                if (left <= TimeSpan.Zero)
+                if (await _ledger.TryWriteAsync(_key, state, _ledger.RunningTtl, _version, stop.Token, _attempt).ConfigureAwait(false) is { } renewed)
+                {
+                    _version = renewed;
+                }
+                else
                 {
                     Lose();
-                    return;
-                }
-
-                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_work.Token);
-                deadline.CancelAfter(left);
-                try
-                {
-                    _version = await _ledger.TryWriteAsync(_key, state, _ledger.RunningTtl, _version, deadline.Token).ConfigureAwait(false)
-                        ?? throw new LeaseLostException();
-                    sinceRenewed.Restart();
-                }
-                catch (LeaseLostException)
-                {
-                    Lose();
-                    return;
-                }
-                catch (OperationCanceledException) when (_work.IsCancellationRequested)
-                {
-                    return; // the work was cancelled (shutdown): nothing to renew for
-                }
-                catch (OperationCanceledException)
-                {
-                    Lose(); // the relay stayed out of reach for the rest of the lease: the job may be someone else's now
                     return;
                 }
             }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped, or the work was cancelled (shutdown): nothing more to renew.
         }
         catch (ObjectDisposedException)
         {
@@ -118,5 +110,4 @@ internal sealed class LeaseKeeper
         _work.Cancel();
     }
 
-    private sealed class LeaseLostException : Exception;
 }
