@@ -460,7 +460,27 @@ public sealed class SidecarTests(ITestOutputHelper output)
         Assert.Contains("no reply within 1 s: is an agent consuming jobs.echo?", stderr);
     }
 
-    private static async Task<(int Code, string Stdout, string Stderr)> RunFastRelayAsync(params string[] args)
+    [Fact]
+    public async Task The_sidecar_refuses_to_start_on_a_malformed_configuration_and_names_the_field()
+    {
+        string dir = Directory.CreateTempSubdirectory("fastrelay-sidecar-").FullName;
+        string configPath = Path.Combine(dir, "bad.json");
+        await File.WriteAllTextAsync(configPath, """
+            { "agents": [ { "name": "echo", "consumes": "jobs.echo", "concurrency": 0,
+                            "model": { "adapter": "openai", "model": "m" } } ] }
+            """);
+
+        var (code, _, stderr) = await RunAsync("fastrelay-sidecar.dll", "run", "--config", configPath);
+
+        Assert.Equal(2, code);
+        Assert.Contains("agents[0].concurrency: must be between 1 and 1024 (was 0)", stderr);
+        Assert.Contains("agents[0].model.baseUrl: required for adapter \"openai\"", stderr);
+        Directory.Delete(dir, recursive: true);
+    }
+
+    private static Task<(int Code, string Stdout, string Stderr)> RunFastRelayAsync(params string[] args) => RunAsync("fastrelay.dll", args);
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string assembly, params string[] args)
     {
         var info = new ProcessStartInfo(SidecarProcess.DotnetHost())
         {
@@ -468,7 +488,7 @@ public sealed class SidecarTests(ITestOutputHelper output)
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fastrelay.dll"));
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, assembly));
         foreach (string arg in args)
         {
             info.ArgumentList.Add(arg);
