@@ -193,7 +193,7 @@ public sealed partial class FastRelayClient
             foreach (var pattern in patterns)
             {
                 var request = new PatternSubscribeRequest(connection.Pending.NextId(), this, connection, pattern, subscription: null);
-                var frame = EncodeControl(new Envelope(FrameType.Sub).WithRequestId(request.RequestId).WithTopic(pattern.Pattern));
+                var frame = EncodeControl(PatternSub(request.RequestId, pattern)); // a pattern group rejoins plainly
                 replies.Add(connection.Enqueue(request, frame, holdsSlot: false, CancellationToken.None));
             }
         }

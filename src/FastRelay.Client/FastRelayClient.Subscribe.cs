@@ -150,6 +150,12 @@ public sealed partial class FastRelayClient
             {
                 if (_subscriptions.TryGetPattern(subscription.Topic, out var existing))
                 {
+                    if (existing.Group is not null || subscription.Options.Group is not null)
+                    {
+                        throw new ArgumentException(
+                            $"Pattern '{subscription.Topic}' cannot have a consumer group subscription and another subscription (plain or group) in the same client.", "options");
+                    }
+
                     if (existing.IsActive)
                     {
                         subscription.Activate(default);
@@ -160,9 +166,9 @@ public sealed partial class FastRelayClient
                 }
                 else
                 {
-                    var route = _subscriptions.AddPattern(subscription.Topic, connection) ?? throw NotConnected();
+                    var route = _subscriptions.AddPattern(subscription.Topic, connection, subscription.Options.Group, subscription.Options.Credits) ?? throw NotConnected();
                     var request = new PatternSubscribeRequest(connection.Pending.NextId(), this, connection, route, subscription);
-                    var frame = EncodeControl(new Envelope(FrameType.Sub).WithRequestId(request.RequestId).WithTopic(subscription.Topic));
+                    var frame = EncodeControl(PatternSub(request.RequestId, route));
                     ready = connection.Enqueue(request, frame, holdsSlot: false, CancellationToken.None);
                 }
             }
@@ -190,7 +196,7 @@ public sealed partial class FastRelayClient
             // The caller gave up before the ACK; unless someone else joined meanwhile, unsubscribe the pattern again.
             if (route.Subscriptions.Length == 0 && _subscriptions.RemovePattern(route, out _) && connection.IsOpen)
             {
-                Observe(SendUnsubscribe(connection, route.Pattern, CancellationToken.None));
+                Observe(SendUnsubscribe(connection, route.Pattern, CancellationToken.None, route.Group));
             }
 
             return true;
@@ -245,6 +251,10 @@ public sealed partial class FastRelayClient
         return connection.Enqueue(request, frame, holdsSlot: false, ct);
     }
 
+    /// <summary>SUB for a pattern; a pattern group's carries its group and credits.</summary>
+    internal static Envelope PatternSub(ulong requestId, PatternRoute route) =>
+        WithGroup(new Envelope(FrameType.Sub).WithRequestId(requestId).WithTopic(route.Pattern), route.Group, route.Credits);
+
     /// <summary>Adds the consumer group fields (16 group, 20 credits) to a SUB when there is a group.</summary>
     private static Envelope WithGroup(Envelope sub, string? group, int? credits)
     {
@@ -257,7 +267,10 @@ public sealed partial class FastRelayClient
         return credits is { } c ? sub.WithCredits((uint)c) : sub;
     }
 
-    /// <summary>GROUP_ACK {topic, group, seq} for an event of a group subscription, with a request id (ACK or ERROR 404).</summary>
+    /// <summary>
+    /// GROUP_ACK {topic, group, seq} for an event of a group subscription, with a request id (ACK or ERROR 404). The topic is
+    /// the event's own (for a pattern group, the concrete topic that matched): the server finds the group from it.
+    /// </summary>
     internal Task GroupAckAsync(Subscription subscription, RelayEvent relayEvent, CancellationToken ct)
     {
         if (Usable() is not { } connection)
@@ -265,8 +278,8 @@ public sealed partial class FastRelayClient
             return Task.FromException(NotConnected());
         }
 
-        var request = new AckRequest(connection.Pending.NextId(), $"GROUP_ACK of '{subscription.Topic}' seq {relayEvent.Seq} (group '{subscription.Options.Group}')");
-        var frame = EncodeControl(new Envelope(FrameType.GroupAck).WithRequestId(request.RequestId).WithTopic(subscription.Topic)
+        var request = new AckRequest(connection.Pending.NextId(), $"GROUP_ACK of '{relayEvent.Topic}' seq {relayEvent.Seq} (group '{subscription.Options.Group}')");
+        var frame = EncodeControl(new Envelope(FrameType.GroupAck).WithRequestId(request.RequestId).WithTopic(relayEvent.Topic)
             .WithGroup(subscription.Options.Group!).WithSeq(relayEvent.Seq));
         return connection.Enqueue(request, frame, holdsSlot: false, ct);
     }
@@ -304,9 +317,9 @@ public sealed partial class FastRelayClient
             throw new ArgumentException($"The group name must be 1 to {ProtocolLimits.MaxIdBytes} UTF-8 bytes.", nameof(options));
         }
 
-        if (TopicPattern.IsPattern(topic) || options.ResumeFrom is not null || options.PresenceInfo is not null)
+        if (options.ResumeFrom is not null || options.PresenceInfo is not null)
         {
-            throw new ArgumentException("A consumer group subscription is to a topic (not a pattern) and takes neither ResumeFrom nor PresenceInfo.", nameof(options));
+            throw new ArgumentException("A consumer group subscription takes neither ResumeFrom nor PresenceInfo.", nameof(options));
         }
 
         if (options.Credits is < 1)

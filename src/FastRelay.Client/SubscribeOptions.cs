@@ -27,13 +27,17 @@ public sealed class SubscribeOptions
     public bool RepairGaps { get; init; } = true;
 
     /// <summary>
-    /// Join the topic's consumer group of this name instead of subscribing: each event of the topic goes to one member of
-    /// the group (members in turn, across clients); acknowledge each with <see cref="Subscription.AckAsync"/>. Events of a
-    /// group subscription may be redelivered and reordered (no gap detection, no resume position: after a reconnect it
-    /// rejoins plainly, and what the old connection held goes to the other members). A topic cannot have both a group
-    /// subscription and any other subscription (plain, or a second group) in one client: that is refused with
-    /// <see cref="ArgumentException"/>. Not for patterns; not with <see cref="ResumeFrom"/> or <see cref="PresenceInfo"/>.
-    /// A pattern subscription that matches a group topic in the same client is not supported.
+    /// Join the consumer group of this name instead of subscribing: each event of the topic goes to one member of the group
+    /// (members in turn, across clients); acknowledge each with <see cref="Subscription.AckAsync"/>. On a pattern
+    /// (<c>jobs.*</c>) the group takes the events of every matching topic in the tenant, each to one member, and
+    /// <see cref="Credits"/> bounds what the member holds across all of them; a pattern group and a topic group of the same
+    /// name are different groups. Events of a group subscription may be redelivered and reordered (no gap detection, no
+    /// resume position: after a reconnect it rejoins plainly, and what the old connection held goes to the other members).
+    /// A topic or pattern cannot have both a group subscription and any other subscription (plain, or a second group) in
+    /// one client: that is refused with <see cref="ArgumentException"/>; the server refuses (409) a second group of the
+    /// same name whose topics overlap. Not with <see cref="ResumeFrom"/> or <see cref="PresenceInfo"/>. Other
+    /// subscriptions of the same client that match a group's topics (a pattern over a group topic, a topic or pattern
+    /// under a pattern group) are not supported: the client cannot tell their copies of an event apart.
     /// </summary>
     public string? Group { get; init; }
 

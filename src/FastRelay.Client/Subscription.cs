@@ -135,7 +135,8 @@ public sealed class Subscription : IAsyncDisposable
     /// <summary>
     /// Acknowledges an event of a consumer group subscription (GROUP_ACK): the group will not redeliver it, and the member
     /// gets the credit back. Acknowledge after processing; an event not acknowledged within the server's lease, or held
-    /// when this connection ends, goes to another member.
+    /// when this connection ends, goes to another member. Sends GROUP_ACK {topic = <see cref="RelayEvent.Topic"/> (the
+    /// concrete topic, also for a pattern group), group, seq}.
     /// </summary>
     /// <exception cref="InvalidOperationException">Not a group subscription.</exception>
     /// <exception cref="FastRelayException">

@@ -20,6 +20,10 @@ public sealed class RelayEngine : IDisposable
     private long _errors;
     private long _slowConsumers;
     private int _disposed;
+    private readonly Lock _patternGroupLock = new();
+    private readonly Dictionary<(int Tenant, string Pattern, string Name), PatternGroup> _patternGroupsByKey = [];
+    private PatternGroup[] _patternGroups = [];
+    private int _patternGroupVersion;
 
     public RelayEngine(RelayOptions? options = null, TimeProvider? time = null)
     {
@@ -145,9 +149,98 @@ public sealed class RelayEngine : IDisposable
     /// <summary>Runs every shard's maintenance pass now (retention age, dedup expiry, forgetting idle topics).</summary>
     public Task MaintainAsync() => Task.WhenAll(_shards.Select(s => s.InvokeAsync(() => s.Maintain(Environment.TickCount64))));
 
-    /// <summary>A consumer group's members, waiting events and unacknowledged events (cold path; operators, tests).</summary>
+    /// <summary>Every pattern group (copy on write); shards match their topics against it when the version changes.</summary>
+    internal PatternGroup[] PatternGroups => Volatile.Read(ref _patternGroups);
+
+    /// <summary>Changes whenever a pattern group is created or forgotten.</summary>
+    internal int PatternGroupVersion => Volatile.Read(ref _patternGroupVersion);
+
+    /// <summary>
+    /// A session joins (tenant, pattern, name): the group is created on first use and published to every shard before
+    /// the join is posted, so every event sequenced after the join's ACK is forwarded to it.
+    /// </summary>
+    internal PatternGroup JoinPatternGroup(int tenant, TopicPattern pattern, string name)
+    {
+        lock (_patternGroupLock)
+        {
+            var key = (tenant, pattern.ToString(), name);
+            if (!_patternGroupsByKey.TryGetValue(key, out var group))
+            {
+                var home = ShardFor(TopicHash.Compute(tenant, Encoding.UTF8.GetBytes($"{key.Item2}\n{name}")));
+                group = new PatternGroup(tenant, pattern, name, home, Options.Groups.PendingCapacity);
+                _patternGroupsByKey.Add(key, group);
+                home.SetHomed([.. home.Homed, group]);
+                Volatile.Write(ref _patternGroups, [.. _patternGroups, group]);
+                Interlocked.Increment(ref _patternGroupVersion);
+            }
+
+            group.Holders++;
+            return group;
+        }
+    }
+
+    /// <summary>A session left the group (its leave is on its way to the home shard).</summary>
+    internal void LeavePatternGroup(PatternGroup group)
+    {
+        lock (_patternGroupLock)
+        {
+            group.Holders--;
+        }
+    }
+
+    /// <summary>
+    /// Home shard, after a leave: a group nobody is in or joining, holding nothing, is forgotten. Events forwarded to it
+    /// meanwhile are dropped on the home (there is no member to give them to, as for a topic group that is gone).
+    /// </summary>
+    internal void TryForgetPatternGroup(PatternGroup group)
+    {
+        lock (_patternGroupLock)
+        {
+            if (group.Holders != 0 || !group.Group.IsEmpty || group.Retired)
+            {
+                return;
+            }
+
+            _patternGroupsByKey.Remove((group.Tenant, group.Pattern.ToString(), group.Name));
+            group.Retire();
+            Volatile.Write(ref _patternGroups, Array.FindAll(_patternGroups, g => !ReferenceEquals(g, group)));
+            Interlocked.Increment(ref _patternGroupVersion);
+        }
+    }
+
+    /// <summary>Home shard: a retired group has nothing left in transit; the home stops looking at it.</summary>
+    internal void ReleaseHome(PatternGroup group)
+    {
+        lock (_patternGroupLock)
+        {
+            group.Home.SetHomed(Array.FindAll(group.Home.Homed, g => !ReferenceEquals(g, group)));
+        }
+    }
+
+    /// <summary>
+    /// A consumer group's members, waiting events (pending, and for a pattern group also those on their way to it) and
+    /// unacknowledged events (cold path; operators, tests). <paramref name="topic"/> may be a pattern.
+    /// </summary>
     public async Task<(int Members, int Pending, int InFlight)?> GetGroupStateAsync(int tenant, string topic, string group)
     {
+        if (topic.AsSpan().IndexOfAny('*', '>') >= 0)
+        {
+            PatternGroup? patternGroup;
+            lock (_patternGroupLock)
+            {
+                _patternGroupsByKey.TryGetValue((tenant, topic, group), out patternGroup);
+            }
+
+            if (patternGroup is null)
+            {
+                return null;
+            }
+
+            (int, int, int)? state = null;
+            await patternGroup.Home.InvokeAsync(() => state = Shard.GetGroupState(patternGroup));
+            return state;
+        }
+
         var key = TopicKey.Create(tenant, Encoding.UTF8.GetBytes(topic));
         var shard = ShardFor(key.Hash);
         (int, int, int)? result = null;

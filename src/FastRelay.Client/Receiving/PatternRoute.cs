@@ -16,6 +16,12 @@ internal sealed class PatternRoute(string pattern)
     /// <summary>The active subscriptions; swapped under the table lock.</summary>
     public Subscription[] Subscriptions { get; set; } = [];
 
+    /// <summary>The consumer group its one subscription joined (null for plain pattern subscriptions).</summary>
+    public string? Group { get; init; }
+
+    /// <summary>The group member's credits (null: the server's default), sent again when it rejoins.</summary>
+    public int? Credits { get; init; }
+
     /// <summary>The connection the pattern's SUB went out on.</summary>
     public ClientConnection? Connection { get; set; }
 

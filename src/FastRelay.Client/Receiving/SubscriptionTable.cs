@@ -252,7 +252,7 @@ internal sealed class SubscriptionTable
     }
 
     /// <summary>Registers a pattern whose first SUB is about to go out; null when the table is closed.</summary>
-    public PatternRoute? AddPattern(string pattern, ClientConnection connection)
+    public PatternRoute? AddPattern(string pattern, ClientConnection connection, string? group = null, int? credits = null)
     {
         lock (_lock)
         {
@@ -261,7 +261,7 @@ internal sealed class SubscriptionTable
                 return null;
             }
 
-            var route = new PatternRoute(pattern) { Connection = connection };
+            var route = new PatternRoute(pattern) { Connection = connection, Group = group, Credits = credits };
             _patterns.Add(pattern, route);
             return route;
         }

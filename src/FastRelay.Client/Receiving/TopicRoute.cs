@@ -28,7 +28,18 @@ internal sealed class TopicRoute(string topic)
     public Subscription[] Exact { get; set; } = [];
 
     /// <summary>Pattern subscriptions that match this topic, as of <see cref="PatternVersion"/>.</summary>
-    public Subscription[] ViaPatterns { get; set; } = [];
+    public Subscription[] ViaPatterns
+    {
+        get;
+        set
+        {
+            field = value;
+            ViaGroupsOnly = value.Length > 0 && Array.TrueForAll(value, static s => s.Group is not null);
+        }
+    } = [];
+
+    /// <summary>Every pattern subscription that matches is a pattern group's: the topic's events come to it in part.</summary>
+    private bool ViaGroupsOnly { get; set; }
 
     public int PatternVersion { get; set; } = -1;
 
@@ -71,7 +82,7 @@ internal sealed class TopicRoute(string topic)
     public RouteDecision Admit(ulong epoch, ulong seq, EventFlags flags, out SubscriptionNotice? notice)
     {
         notice = null;
-        if (Group is not null)
+        if (Group is not null || (Exact.Length == 0 && ViaGroupsOnly))
         {
             // A group member gets some of the topic's events, possibly redelivered and reordered: no position to keep.
             return RouteDecision.Deliver;

@@ -4,33 +4,38 @@ using FastRelay.Protocol;
 namespace FastRelay.Core.Engine;
 
 /// <summary>
-/// A consumer group on one topic: each event goes to exactly one live member, in turn, within that member's
-/// credits (events it may hold unacknowledged). An event not acknowledged within the lease goes to another member;
-/// after <c>MaxDeliveries</c> attempts it is dead-lettered. Waiting events are bounded: a full group makes the
-/// topic's publishers back off. Owned by the topic's shard thread.
+/// A consumer group: each event goes to exactly one live member, in turn, within that member's credits (events it
+/// may hold unacknowledged). An event not acknowledged within the lease goes to another member; after
+/// <c>MaxDeliveries</c> attempts it is dead-lettered. Waiting events are bounded: a full group makes its publishers
+/// back off. Events are identified by (topic, seq), so one group can consume one topic (a topic group, owned by the
+/// topic's shard) or every topic matching a pattern (a <see cref="PatternGroup"/>, owned by its home shard).
+/// Touched only by its owner shard's thread.
 /// </summary>
 internal sealed class ConsumerGroup
 {
     private readonly List<GroupMember> _members = [];
-    private readonly Queue<Frame> _pending = new();
-    private readonly Dictionary<ulong, InFlight> _inFlight = [];
+    private readonly Queue<GroupEvent> _pending = new();
+    private readonly Dictionary<(TopicKey Topic, ulong Seq), InFlight> _inFlight = [];
     private int _cursor;
 
-    public ConsumerGroup(string name, TopicKey topic)
+    public ConsumerGroup(string name, int tenant)
     {
         Name = name;
-        Topic = topic;
+        Tenant = tenant;
     }
 
     public string Name { get; }
 
-    public TopicKey Topic { get; }
+    public int Tenant { get; }
 
     public int MemberCount => _members.Count;
 
     public int PendingCount => _pending.Count;
 
     public int InFlightCount => _inFlight.Count;
+
+    /// <summary>No member and nothing held: the group can be forgotten.</summary>
+    public bool IsEmpty => _members.Count == 0 && _pending.Count == 0 && _inFlight.Count == 0;
 
     public long DeadLettered { get; private set; }
 
@@ -45,12 +50,20 @@ internal sealed class ConsumerGroup
         public int InFlight { get; set; }
     }
 
-    private struct InFlight
+    /// <summary>One event the group holds: the frame (one reference), its concrete topic and epoch, deliveries so far.</summary>
+    private struct GroupEvent
     {
         public Frame Frame;
+        public TopicKey Topic;
+        public ulong Epoch;
+        public int Deliveries;
+    }
+
+    private struct InFlight
+    {
+        public GroupEvent Event;
         public GroupMember Member;
         public long DeadlineMs;
-        public int Deliveries;
     }
 
     public bool IsFull(int capacity) => _pending.Count >= capacity;
@@ -88,21 +101,21 @@ internal sealed class ConsumerGroup
             _cursor--;
         }
 
-        List<ulong>? orphaned = null;
-        foreach (var (seq, entry) in _inFlight)
+        List<(TopicKey, ulong)>? orphaned = null;
+        foreach (var (key, entry) in _inFlight)
         {
             if (ReferenceEquals(entry.Member, member))
             {
-                (orphaned ??= []).Add(seq);
+                (orphaned ??= []).Add(key);
             }
         }
 
         if (orphaned is not null)
         {
-            foreach (ulong seq in orphaned)
+            foreach (var key in orphaned)
             {
-                _inFlight.Remove(seq, out var entry);
-                _pending.Enqueue(entry.Frame); // the group keeps its reference
+                _inFlight.Remove(key, out var entry);
+                _pending.Enqueue(entry.Event); // the group keeps its reference
                 Redelivered++;
             }
         }
@@ -110,24 +123,29 @@ internal sealed class ConsumerGroup
         Dispatch(nowMs, leaseMs);
     }
 
-    /// <summary>Takes over one reference to <paramref name="frame"/>.</summary>
-    public void Offer(Frame frame, long nowMs, long leaseMs)
+    /// <summary>Takes over one reference to <paramref name="frame"/>, an event of <paramref name="topic"/>.</summary>
+    public void Offer(Frame frame, TopicKey topic, ulong epoch, long nowMs, long leaseMs)
     {
-        _pending.Enqueue(frame);
+        _pending.Enqueue(new GroupEvent { Frame = frame, Topic = topic, Epoch = epoch });
         Dispatch(nowMs, leaseMs);
     }
 
-    /// <summary>A member acknowledged <paramref name="seq"/>: it is done, and its credit is free again.</summary>
-    public bool Ack(Session session, ulong seq, long nowMs, long leaseMs)
+    /// <summary>
+    /// A member acknowledged (<paramref name="topic"/>, <paramref name="seq"/>): it is done, and its credit is free
+    /// again. <paramref name="epoch"/> gets the event's epoch.
+    /// </summary>
+    public bool Ack(Session session, TopicKey topic, ulong seq, long nowMs, long leaseMs, out ulong epoch)
     {
-        if (!_inFlight.TryGetValue(seq, out var entry) || !ReferenceEquals(entry.Member.Session, session))
+        epoch = 0;
+        if (!_inFlight.TryGetValue((topic, seq), out var entry) || !ReferenceEquals(entry.Member.Session, session))
         {
             return false;
         }
 
-        _inFlight.Remove(seq);
+        _inFlight.Remove((topic, seq));
         entry.Member.InFlight--;
-        entry.Frame.Release();
+        epoch = entry.Event.Epoch;
+        entry.Event.Frame.Release();
         Dispatch(nowMs, leaseMs);
         return true;
     }
@@ -136,14 +154,14 @@ internal sealed class ConsumerGroup
     /// Lease expiry: events not acknowledged in time go to another member; after <paramref name="maxDeliveries"/>
     /// they are handed to <paramref name="deadLetter"/> (which takes the group's reference).
     /// </summary>
-    public void Expire(long nowMs, long leaseMs, int maxDeliveries, Action<ConsumerGroup, Frame> deadLetter)
+    public void Expire(long nowMs, long leaseMs, int maxDeliveries, Action<ConsumerGroup, Frame, TopicKey, ulong> deadLetter)
     {
-        List<ulong>? expired = null;
-        foreach (var (seq, entry) in _inFlight)
+        List<(TopicKey, ulong)>? expired = null;
+        foreach (var (key, entry) in _inFlight)
         {
             if (entry.DeadlineMs <= nowMs)
             {
-                (expired ??= []).Add(seq);
+                (expired ??= []).Add(key);
             }
         }
 
@@ -152,25 +170,23 @@ internal sealed class ConsumerGroup
             return;
         }
 
-        foreach (ulong seq in expired)
+        foreach (var key in expired)
         {
-            _inFlight.Remove(seq, out var entry);
+            _inFlight.Remove(key, out var entry);
             entry.Member.InFlight--;
-            if (entry.Deliveries >= maxDeliveries)
+            if (entry.Event.Deliveries >= maxDeliveries)
             {
                 DeadLettered++;
-                deadLetter(this, entry.Frame);
+                deadLetter(this, entry.Event.Frame, entry.Event.Topic, entry.Event.Epoch);
                 continue;
             }
 
             Redelivered++;
-            Assign(entry.Frame, entry.Deliveries, nowMs, leaseMs, avoid: entry.Member);
+            Assign(entry.Event, nowMs, leaseMs, avoid: entry.Member);
         }
 
         Dispatch(nowMs, leaseMs);
     }
-
-    private readonly Dictionary<ulong, int> _deliveriesOf = [];
 
     private void Dispatch(long nowMs, long leaseMs)
     {
@@ -182,31 +198,29 @@ internal sealed class ConsumerGroup
                 return; // every member is at its credit limit: the group waits (and fills up: BACKOFF upstream)
             }
 
-            var frame = _pending.Dequeue();
-            _deliveriesOf.Remove(frame.Seq, out int deliveries);
-            Send(member, frame, deliveries, nowMs, leaseMs);
+            Send(member, _pending.Dequeue(), nowMs, leaseMs);
         }
     }
 
-    private void Assign(Frame frame, int deliveries, long nowMs, long leaseMs, GroupMember avoid)
+    private void Assign(GroupEvent e, long nowMs, long leaseMs, GroupMember avoid)
     {
         var member = NextWithCredit(avoid) ?? NextWithCredit(avoid: null);
         if (member is null)
         {
-            _deliveriesOf[frame.Seq] = deliveries;
-            _pending.Enqueue(frame);
+            _pending.Enqueue(e);
             return;
         }
 
-        Send(member, frame, deliveries, nowMs, leaseMs);
+        Send(member, e, nowMs, leaseMs);
     }
 
-    private void Send(GroupMember member, Frame frame, int deliveries, long nowMs, long leaseMs)
+    private void Send(GroupMember member, GroupEvent e, long nowMs, long leaseMs)
     {
         member.InFlight++;
-        _inFlight[frame.Seq] = new InFlight { Frame = frame, Member = member, DeadlineMs = nowMs + leaseMs, Deliveries = deliveries + 1 };
-        frame.AddRef(); // the outbox's reference; the group keeps its own until the ACK
-        if (member.Session.Outbox.Enqueue(frame) == EnqueueResult.Overflow)
+        e.Deliveries++;
+        _inFlight[(e.Topic, e.Frame.Seq)] = new InFlight { Event = e, Member = member, DeadlineMs = nowMs + leaseMs };
+        e.Frame.AddRef(); // the outbox's reference; the group keeps its own until the ACK
+        if (member.Session.Outbox.Enqueue(e.Frame) == EnqueueResult.Overflow)
         {
             member.Session.CloseAsSlowConsumer();
         }
@@ -230,14 +244,14 @@ internal sealed class ConsumerGroup
     /// <summary>Releases every held frame (shutdown).</summary>
     public void Clear()
     {
-        while (_pending.TryDequeue(out var frame))
+        while (_pending.TryDequeue(out var e))
         {
-            frame.Release();
+            e.Frame.Release();
         }
 
         foreach (var entry in _inFlight.Values)
         {
-            entry.Frame.Release();
+            entry.Event.Frame.Release();
         }
 
         _inFlight.Clear();

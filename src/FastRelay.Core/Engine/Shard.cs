@@ -43,7 +43,8 @@ internal sealed class Shard : IDisposable
     private readonly RetentionOptions _retention;
     private readonly int _laneCapacity;
     private readonly GroupOptions _groupOptions;
-    private readonly Action<ConsumerGroup, Frame> _deadLetter;
+    private readonly Action<ConsumerGroup, Frame, TopicKey, ulong> _deadLetter;
+    private PatternGroup[] _homed = [];
 
     public Shard(RelayEngine engine, int index, int inboxCapacity)
     {
@@ -163,6 +164,7 @@ internal sealed class Shard : IDisposable
             }
 
             processed += ServeLanes(4096);
+            processed += DrainPatternGroups();
             if (processed > 0)
             {
                 continue;
@@ -175,6 +177,13 @@ internal sealed class Shard : IDisposable
         {
             stream.Retention.Clear();
             stream.Groups?.ForEach(g => g.Clear());
+        }
+
+        foreach (var homed in _homed)
+        {
+            homed.Retire();
+            homed.Drain(0, 0);
+            homed.Group.Clear();
         }
 
         _kv.Clear();
@@ -242,6 +251,7 @@ internal sealed class Shard : IDisposable
                 ServeLanes(int.MaxValue);
             }
 
+            DrainPatternGroups(); // likewise events forwarded to pattern groups homed here
             Process(ref command);
             return;
         }
@@ -355,6 +365,9 @@ internal sealed class Shard : IDisposable
             case ShardCommandKind.GroupAck:
                 Group(ref command);
                 break;
+            case ShardCommandKind.PatternGroupWake:
+                command.PatternGroup!.Drain(_engine.ClockMs(), (long)_groupOptions.Lease.TotalMilliseconds);
+                break;
             case ShardCommandKind.KvGet:
             case ShardCommandKind.KvSet:
             case ShardCommandKind.KvDelete:
@@ -391,7 +404,9 @@ internal sealed class Shard : IDisposable
         }
 
         var stream = GetOrCreate(new TopicRef(command.Tenant, frame.Topic, command.Hash));
-        if (stream.Groups is { } groups && GroupsFull(groups))
+        var patternGroups = PatternGroupsOf(stream);
+        var reserved = new Reservations(patternGroups.Length);
+        if ((stream.Groups is { } groups && GroupsFull(groups)) || (patternGroups.Length > 0 && !TryReserve(patternGroups, ref reserved)))
         {
             // A consumer group cannot take more: the publish is refused before it gets a seq (nothing is lost).
             _laneRejections++;
@@ -427,7 +442,16 @@ internal sealed class Shard : IDisposable
             foreach (var group in offerTo)
             {
                 frame.AddRef();
-                group.Offer(frame, clock, leaseMs);
+                group.Offer(frame, stream.Key, stream.Epoch, clock, leaseMs);
+            }
+        }
+
+        for (int i = 0; i < patternGroups.Length; i++)
+        {
+            if (reserved.Has(i))
+            {
+                frame.AddRef();
+                patternGroups[i].Forward(frame, stream.Key, stream.Epoch);
             }
         }
 
@@ -435,7 +459,7 @@ internal sealed class Shard : IDisposable
         if (command.RequestId != 0)
         {
             // Reported, so a publisher can stop producing for a topic nobody consumes.
-            var flags = recipients == 0 && stream.Groups is null && stream.Retention.MaxEvents == 0 ? EventFlags.NoRecipients : EventFlags.None;
+            var flags = recipients == 0 && stream.Groups is null && patternGroups.Length == 0 && stream.Retention.MaxEvents == 0 ? EventFlags.NoRecipients : EventFlags.None;
             session.SendAck(command.RequestId, stream.Epoch, seq, flags);
         }
 
@@ -455,9 +479,172 @@ internal sealed class Shard : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Reserves a slot in every pattern group the event goes to (<paramref name="reserved"/> marks them); false, with
+    /// nothing reserved, when one of them is full.
+    /// </summary>
+    private bool TryReserve(PatternGroup[] patternGroups, ref Reservations reserved)
+    {
+        int capacity = _groupOptions.PendingCapacity;
+        for (int i = 0; i < patternGroups.Length; i++)
+        {
+            if (!patternGroups[i].TryReserve(capacity, out bool taken))
+            {
+                for (int j = 0; j < i; j++)
+                {
+                    if (reserved.Has(j))
+                    {
+                        patternGroups[j].CancelReservation();
+                    }
+                }
+
+                return false;
+            }
+
+            if (taken)
+            {
+                reserved.Set(i);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Which of a topic's pattern groups hold a reservation for the event: a bit mask, an array past 64 groups.</summary>
+    private struct Reservations(int count)
+    {
+        private ulong _mask;
+        private readonly bool[]? _more = count > 64 ? new bool[count] : null;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly bool Has(int i) => _more is null ? (_mask & (1UL << i)) != 0 : _more[i];
+
+        public void Set(int i)
+        {
+            if (_more is null)
+            {
+                _mask |= 1UL << i;
+            }
+            else
+            {
+                _more[i] = true;
+            }
+        }
+    }
+
+    /// <summary>The pattern groups a topic's events are forwarded to (cached per topic until the set of groups changes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private PatternGroup[] PatternGroupsOf(TopicStream stream)
+    {
+        int version = _engine.PatternGroupVersion;
+        return stream.PatternGroupVersion == version ? stream.PatternGroups : ComputePatternGroups(stream, version);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private PatternGroup[] ComputePatternGroups(TopicStream stream, int version)
+    {
+        List<PatternGroup>? matching = null;
+        foreach (var group in _engine.PatternGroups)
+        {
+            if (group.Matches(stream.Key))
+            {
+                (matching ??= []).Add(group);
+            }
+        }
+
+        var result = matching?.ToArray() ?? [];
+        stream.SetPatternGroups(result, version);
+        return result;
+    }
+
+    /// <summary>Moves events forwarded to the pattern groups homed here into them; lets go of retired groups once drained.</summary>
+    private int DrainPatternGroups()
+    {
+        var homed = Volatile.Read(ref _homed);
+        if (homed.Length == 0)
+        {
+            return 0;
+        }
+
+        int drained = 0;
+        long now = 0;
+        long leaseMs = (long)_groupOptions.Lease.TotalMilliseconds;
+        foreach (var group in homed)
+        {
+            if (!group.Inbound.IsEmpty)
+            {
+                drained += group.Drain(now == 0 ? now = _engine.ClockMs() : now, leaseMs);
+            }
+
+            if (group.Retired && group.InTransit == 0 && group.Inbound.IsEmpty)
+            {
+                _engine.ReleaseHome(group);
+            }
+        }
+
+        return drained;
+    }
+
+    /// <summary>Registry lock: the pattern groups this shard is home to.</summary>
+    internal void SetHomed(PatternGroup[] homed) => Volatile.Write(ref _homed, homed);
+
+    internal PatternGroup[] Homed => Volatile.Read(ref _homed);
+
+    /// <summary>Membership and acknowledgements of a pattern group homed here.</summary>
+    private void PatternGroupCommand(ref ShardCommand command, PatternGroup patternGroup)
+    {
+        var session = command.Session;
+        long now = _engine.ClockMs();
+        long leaseMs = (long)_groupOptions.Lease.TotalMilliseconds;
+        var group = patternGroup.Group;
+        patternGroup.Drain(now, leaseMs);
+        switch (command.Kind)
+        {
+            case ShardCommandKind.GroupJoin:
+                // Reply first (in line with events), so the member knows the group before its first event.
+                session.SendPatternAck(command.RequestId, patternGroup.Pattern);
+                group.Join(session, command.Credits, now, leaseMs);
+                break;
+            case ShardCommandKind.GroupLeave:
+                group.Leave(session, now, leaseMs);
+                if (command.RequestId != 0)
+                {
+                    session.SendAck(command.RequestId, 0, 0, EventFlags.None, ordered: true);
+                }
+
+                break;
+            default:
+                if (group.Ack(session, command.Topic!, command.AckSeq, now, leaseMs, out ulong epoch))
+                {
+                    if (command.RequestId != 0)
+                    {
+                        session.SendAck(command.RequestId, epoch, command.AckSeq, EventFlags.None);
+                    }
+                }
+                else if (command.RequestId != 0)
+                {
+                    session.SendGroupAckUnknown(command.RequestId, command.AckSeq);
+                }
+
+                break;
+        }
+
+        patternGroup.PublishPending();
+        if (command.Kind == ShardCommandKind.GroupLeave)
+        {
+            _engine.TryForgetPatternGroup(patternGroup);
+        }
+    }
+
     /// <summary>Consumer group membership and acknowledgements for a topic owned here.</summary>
     private void Group(ref ShardCommand command)
     {
+        if (command.PatternGroup is { } patternGroup)
+        {
+            PatternGroupCommand(ref command, patternGroup);
+            return;
+        }
+
         var key = command.Topic!;
         var session = command.Session;
         long now = _engine.ClockMs();
@@ -470,7 +657,7 @@ internal sealed class Shard : IDisposable
             case ShardCommandKind.GroupJoin:
                 if (group is null)
                 {
-                    group = new ConsumerGroup(command.GroupName!, key);
+                    group = new ConsumerGroup(command.GroupName!, key.Tenant);
                     (stream.Groups ??= []).Add(group);
                 }
 
@@ -496,7 +683,7 @@ internal sealed class Shard : IDisposable
 
                 break;
             default:
-                if (group is null || !group.Ack(session, command.AckSeq, now, leaseMs))
+                if (group is null || !group.Ack(session, key, command.AckSeq, now, leaseMs, out _))
                 {
                     if (command.RequestId != 0)
                     {
@@ -513,22 +700,22 @@ internal sealed class Shard : IDisposable
     }
 
     /// <summary>An event no member completed within its deliveries: published to <c>$dlq.{group}</c>.</summary>
-    private void DeadLetter(ConsumerGroup group, Frame frame)
+    private void DeadLetter(ConsumerGroup group, Frame frame, TopicKey topic, ulong epoch)
     {
         if (EnvelopeCodec.TryDecode(frame.Memory, out var original, out _) == DecodeError.None)
         {
             var letter = _engine.Frames.Rent();
             var pub = new Envelope(FrameType.Pub).WithTopic(System.Text.Encoding.UTF8.GetBytes($"$dlq.{group.Name}"))
-                .WithPayload(original.Payload).WithClientId(original.ClientId).WithPrevEventId(System.Text.Encoding.UTF8.GetBytes($"{group.Topic.Name}@{original.Epoch}:{original.Seq}"));
+                .WithPayload(original.Payload).WithClientId(original.ClientId).WithPrevEventId(System.Text.Encoding.UTF8.GetBytes($"{topic.Name}@{epoch}:{original.Seq}"));
             if (original.Has(FieldMask.MessageId))
             {
                 pub = pub.WithMessageId(original.MessageId);
             }
 
             EnvelopeCodec.EncodeEventTemplate(letter, in pub, _engine.NowMicros());
-            ulong hash = TopicHash.Compute(group.Topic.Tenant, letter.Topic);
+            ulong hash = TopicHash.Compute(group.Tenant, letter.Topic);
             var target = _engine.ShardFor(hash);
-            var post = new ShardCommand { Kind = ShardCommandKind.Publish, Session = null!, Frame = letter, Hash = hash, Tenant = group.Topic.Tenant };
+            var post = new ShardCommand { Kind = ShardCommandKind.Publish, Session = null!, Frame = letter, Hash = hash, Tenant = group.Tenant };
             if (ReferenceEquals(target, this))
             {
                 Publish(ref post);
@@ -728,6 +915,16 @@ internal sealed class Shard : IDisposable
                 }
             }
         }
+
+        foreach (var patternGroup in Volatile.Read(ref _homed))
+        {
+            if (!patternGroup.Retired)
+            {
+                patternGroup.Drain(nowMs, leaseMs);
+                patternGroup.Group.Expire(nowMs, leaseMs, _groupOptions.MaxDeliveries, _deadLetter);
+                patternGroup.PublishPending();
+            }
+        }
     }
 
     /// <summary>
@@ -752,7 +949,8 @@ internal sealed class Shard : IDisposable
         foreach (var (key, stream) in _topics)
         {
             stream.Retention.Trim(nowMs);
-            if (stream.SubscriberCount == 0 && stream.Retention.Count == 0 && stream.Groups is null)
+            // A topic a pattern group consumes is kept: its seqs must not restart while the group may hold (topic, seq).
+            if (stream.SubscriberCount == 0 && stream.Retention.Count == 0 && stream.Groups is null && PatternGroupsOf(stream).Length == 0)
             {
                 _topics.Remove(key);
             }
@@ -808,6 +1006,10 @@ internal sealed class Shard : IDisposable
     }
 
     public int KvCount => _kv.Count;
+
+    /// <summary>Shard thread only: a pattern group's member, pending and in-flight counts.</summary>
+    internal static (int Members, int Pending, int InFlight) GetGroupState(PatternGroup patternGroup) =>
+        (patternGroup.Group.MemberCount, patternGroup.Group.PendingCount + patternGroup.InTransit, patternGroup.Group.InFlightCount);
 
     /// <summary>Shard thread only: a consumer group's member, pending and in-flight counts.</summary>
     internal (int Members, int Pending, int InFlight)? GetGroupState(TopicKey key, string name)

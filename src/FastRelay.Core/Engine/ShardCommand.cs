@@ -23,12 +23,14 @@ internal enum ShardCommandKind : byte
     KvGet,
     KvSet,
     KvDelete,
-    /// <summary>Topic + GroupName + Credits: the session joins the topic's consumer group.</summary>
+    /// <summary>Topic + GroupName + Credits: the session joins the topic's consumer group (or PatternGroup, on its home).</summary>
     GroupJoin,
-    /// <summary>Topic + GroupName; RequestId 0 = silent (connection gone).</summary>
+    /// <summary>Topic + GroupName (or PatternGroup); RequestId 0 = silent (connection gone).</summary>
     GroupLeave,
-    /// <summary>Topic + GroupName + AckSeq: the member is done with that event.</summary>
+    /// <summary>Topic + GroupName + AckSeq (or PatternGroup + Topic + AckSeq): the member is done with that event.</summary>
     GroupAck,
+    /// <summary>PatternGroup: events were forwarded to it; drain its inbound ring (home shard).</summary>
+    PatternGroupWake,
 }
 
 /// <summary>One hand-off from a connection to a shard, carried by value through the inbox ring.</summary>
@@ -42,6 +44,8 @@ internal struct ShardCommand
     public ulong RequestId;
     public Action? Action;
     public PatternSubscription? Pattern;
+    /// <summary>Group commands on a pattern group (sent to its home shard).</summary>
+    public PatternGroup? PatternGroup;
     /// <summary>Publish: the tenant namespace (Session may be null for server-originated events).</summary>
     public int Tenant;
     /// <summary>Subscribe: presence info supplied by the client.</summary>

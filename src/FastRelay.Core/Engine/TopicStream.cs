@@ -49,6 +49,18 @@ internal sealed class TopicStream
     /// <summary>The shard's pattern version <see cref="PatternRecipients"/> was computed for; -1 = stale.</summary>
     public int PatternVersion { get; set; } = -1;
 
+    /// <summary>Pattern groups this topic's events are forwarded to, as of <see cref="PatternGroupVersion"/>.</summary>
+    public PatternGroup[] PatternGroups { get; private set; } = [];
+
+    /// <summary>The engine's pattern group version <see cref="PatternGroups"/> was computed for; -1 = not yet.</summary>
+    public int PatternGroupVersion { get; private set; } = -1;
+
+    public void SetPatternGroups(PatternGroup[] groups, int version)
+    {
+        PatternGroups = groups;
+        PatternGroupVersion = version;
+    }
+
     public void SetPatternRecipients(Session[] recipients, int version)
     {
         PatternRecipients = recipients;

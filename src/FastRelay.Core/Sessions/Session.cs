@@ -31,6 +31,7 @@ public sealed class Session
     private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
     private Dictionary<string, PatternSubscription>? _patternSubscriptions;
     private Dictionary<(string Topic, string Group), TopicKey>? _groups;
+    private Dictionary<(string Pattern, string Group), PatternGroup>? _patternGroups;
     private readonly object _closeLock = new();
     private SessionClose? _close;
     private volatile SessionState _state;
@@ -64,7 +65,7 @@ public sealed class Session
     /// <summary>Set once when the session starts closing.</summary>
     public SessionClose? CloseReason => Volatile.Read(ref _close);
 
-    public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0) + (_groups?.Count ?? 0);
+    public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0) + (_groups?.Count ?? 0) + (_patternGroups?.Count ?? 0);
 
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
@@ -464,12 +465,12 @@ public sealed class Session
         }
     }
 
-    /// <summary>SUB with a group: join the topic's consumer group with a credit budget (field 20).</summary>
+    /// <summary>SUB with a group: join the topic's (or the pattern's) consumer group with a credit budget (field 20).</summary>
     private void OnJoinGroup(in Envelope sub)
     {
         if (sub.Has(FieldMask.Topic) && IsPattern(sub.Topic.Span))
         {
-            SendError(sub.RequestId, ErrorCode.BadFrame, "consumer groups are joined on a topic, not a pattern (this version)");
+            OnJoinPatternGroup(in sub);
             return;
         }
 
@@ -478,28 +479,24 @@ public sealed class Session
             return;
         }
 
-        if (sub.Group.IsEmpty)
+        if (!TryGroupAndCredits(in sub, out string group, out int credits))
         {
-            SendError(sub.RequestId, ErrorCode.BadFrame, "group name is empty");
-            return;
-        }
-
-        var options = _engine.Options.Groups;
-        int credits = sub.Has(FieldMask.Credits) ? (int)Math.Min(sub.Credits, (uint)options.MaxCredits) : options.DefaultCredits;
-        if (credits < 1)
-        {
-            SendError(sub.RequestId, ErrorCode.BadFrame, "credits must be at least 1");
             return;
         }
 
         string topic = sub.TopicString;
-        string group = System.Text.Encoding.UTF8.GetString(sub.Group.Span);
         _groups ??= [];
         if (!_groups.TryGetValue((topic, group), out var key))
         {
             if (SubscriptionCount >= _engine.Options.MaxSubscriptionsPerConnection)
             {
                 SendError(sub.RequestId, ErrorCode.LimitExceeded, $"subscription limit of {_engine.Options.MaxSubscriptionsPerConnection} per connection reached");
+                return;
+            }
+
+            if (OverlappingGroup(group, topic, sub.Topic.Span, pattern: null) is { } other)
+            {
+                SendGroupOverlap(sub.RequestId, group, topic, other);
                 return;
             }
 
@@ -510,18 +507,146 @@ public sealed class Session
         _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupJoin, Session = this, Topic = key, Hash = key.Hash, GroupName = group, Credits = credits, RequestId = sub.RequestId });
     }
 
-    /// <summary>GROUP_ACK {topic, group, seq}: this member finished the event.</summary>
+    /// <summary>The group name (field 16, not empty) and the credits (field 20, capped; default when absent) of a joining SUB.</summary>
+    private bool TryGroupAndCredits(in Envelope sub, out string group, out int credits)
+    {
+        group = "";
+        credits = 0;
+        if (sub.Group.IsEmpty)
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "group name is empty");
+            return false;
+        }
+
+        var options = _engine.Options.Groups;
+        credits = sub.Has(FieldMask.Credits) ? (int)Math.Min(sub.Credits, (uint)options.MaxCredits) : options.DefaultCredits;
+        if (credits < 1)
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "credits must be at least 1");
+            return false;
+        }
+
+        group = System.Text.Encoding.UTF8.GetString(sub.Group.Span);
+        return true;
+    }
+
+    /// <summary>
+    /// SUB {pattern, group, credits?}: join the pattern's consumer group in this tenant. The group lives on a home shard;
+    /// every shard forwards the events of matching topics to it (see <see cref="PatternGroup"/>).
+    /// </summary>
+    private void OnJoinPatternGroup(in Envelope sub)
+    {
+        string text = sub.TopicString;
+        if (!TopicPattern.TryParse(text, out var pattern, out string? why))
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, $"invalid topic pattern: {why}");
+            return;
+        }
+
+        if (sub.Has(FieldMask.Seq))
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "resume (epoch/seq) applies to one topic; a consumer group cannot resume");
+            return;
+        }
+
+        if (_subscribeAllowed is not null && !_subscribeAllowed.AllowsPattern(pattern))
+        {
+            SendError(sub.RequestId, ErrorCode.Forbidden, $"not allowed to consume '{text}'");
+            return;
+        }
+
+        if (!TryGroupAndCredits(in sub, out string group, out int credits))
+        {
+            return;
+        }
+
+        _patternGroups ??= [];
+        if (!_patternGroups.TryGetValue((text, group), out var patternGroup))
+        {
+            if (SubscriptionCount >= _engine.Options.MaxSubscriptionsPerConnection)
+            {
+                SendError(sub.RequestId, ErrorCode.LimitExceeded, $"subscription limit of {_engine.Options.MaxSubscriptionsPerConnection} per connection reached");
+                return;
+            }
+
+            if (OverlappingGroup(group, text, default, pattern) is { } other)
+            {
+                SendGroupOverlap(sub.RequestId, group, text, other);
+                return;
+            }
+
+            patternGroup = _engine.JoinPatternGroup(Tenant!.Id, pattern, group);
+            _patternGroups.Add((text, group), patternGroup);
+        }
+
+        patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupJoin, Session = this, PatternGroup = patternGroup, Credits = credits, RequestId = sub.RequestId });
+    }
+
+    /// <summary>
+    /// Another group of the same name this connection is in whose topics overlap the one being joined: a GROUP_ACK names
+    /// only (topic, group, seq), so it could not tell the two apart. Null when there is none.
+    /// </summary>
+    private string? OverlappingGroup(string group, string joining, ReadOnlySpan<byte> topic, TopicPattern? pattern)
+    {
+        if (_patternGroups is not null)
+        {
+            foreach (var ((otherPattern, otherGroup), other) in _patternGroups)
+            {
+                if (otherGroup == group && otherPattern != joining && (pattern is null ? other.Pattern.Matches(topic) : other.Pattern.Overlaps(pattern)))
+                {
+                    return otherPattern;
+                }
+            }
+        }
+
+        if (pattern is not null && _groups is not null)
+        {
+            foreach (var ((otherTopic, otherGroup), key) in _groups)
+            {
+                if (otherGroup == group && pattern.Matches(key.Utf8))
+                {
+                    return otherTopic;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private void SendGroupOverlap(ulong requestId, string group, string joining, string other) =>
+        SendError(requestId, ErrorCode.Conflict, $"this connection is already in group '{group}' on '{other}', which overlaps '{joining}': a GROUP_ACK could not tell them apart");
+
+    /// <summary>
+    /// GROUP_ACK {topic, group, seq}: this member finished the event. The topic is always the event's concrete topic: it
+    /// names a topic group, or else the pattern group of that name whose pattern matches it.
+    /// </summary>
     private void OnGroupAck(in Envelope ack)
     {
         string topic = ack.Has(FieldMask.Topic) ? ack.TopicString : "";
         string group = System.Text.Encoding.UTF8.GetString(ack.Group.Span);
-        if (_groups is null || !_groups.TryGetValue((topic, group), out var key) || !ack.Has(FieldMask.Seq))
+        if (ack.Has(FieldMask.Seq) && ack.Has(FieldMask.Topic))
         {
-            SendError(ack.RequestId, ErrorCode.NotFound, $"GROUP_ACK needs topic, group and seq of a group this connection is in ('{group}' on '{topic}')");
-            return;
+            if (_groups is not null && _groups.TryGetValue((topic, group), out var key))
+            {
+                _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, Topic = key, Hash = key.Hash, GroupName = group, AckSeq = ack.Seq, RequestId = ack.RequestId });
+                return;
+            }
+
+            if (_patternGroups is not null)
+            {
+                foreach (var ((_, name), patternGroup) in _patternGroups)
+                {
+                    if (name == group && patternGroup.Pattern.Matches(ack.Topic.Span))
+                    {
+                        var concrete = TopicKey.Create(Tenant!.Id, ack.Topic.Span);
+                        patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, PatternGroup = patternGroup, Topic = concrete, AckSeq = ack.Seq, RequestId = ack.RequestId });
+                        return;
+                    }
+                }
+            }
         }
 
-        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, Topic = key, Hash = key.Hash, GroupName = group, AckSeq = ack.Seq, RequestId = ack.RequestId });
+        SendError(ack.RequestId, ErrorCode.NotFound, $"GROUP_ACK needs topic, group and seq of a group this connection is in ('{group}' on '{topic}')");
     }
 
     /// <summary>PRESENCE from a client asks for the topic's current subscribers.</summary>
@@ -628,6 +753,12 @@ public sealed class Session
         if (unsub.Has(FieldMask.Group))
         {
             string groupName = System.Text.Encoding.UTF8.GetString(unsub.Group.Span);
+            if (_patternGroups is not null && _patternGroups.Remove((name, groupName), out var patternGroup))
+            {
+                LeavePatternGroup(patternGroup, UnsubscribeReplyId(unsub.RequestId));
+                return;
+            }
+
             if (_groups is null || !_groups.Remove((name, groupName), out var groupTopic))
             {
                 SendError(unsub.RequestId, ErrorCode.NotFound, $"not a member of group '{groupName}' on '{name}'");
@@ -706,6 +837,16 @@ public sealed class Session
             _groups.Clear();
         }
 
+        if (_patternGroups is not null)
+        {
+            foreach (var patternGroup in _patternGroups.Values)
+            {
+                LeavePatternGroup(patternGroup, 0);
+            }
+
+            _patternGroups.Clear();
+        }
+
         if (_patternSubscriptions is not null)
         {
             foreach (var pattern in _patternSubscriptions.Values)
@@ -721,6 +862,13 @@ public sealed class Session
         {
             _engine.OnSessionClosed(this, CloseReason?.Reason);
         }
+    }
+
+    /// <summary>Leaves a pattern group: what this member held goes back to the others (on the group's home shard).</summary>
+    private void LeavePatternGroup(PatternGroup patternGroup, ulong requestId)
+    {
+        _engine.LeavePatternGroup(patternGroup);
+        patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupLeave, Session = this, PatternGroup = patternGroup, RequestId = requestId });
     }
 
     private Action? _closing;

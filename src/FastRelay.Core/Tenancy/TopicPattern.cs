@@ -251,6 +251,34 @@ public sealed class TopicPattern : IEquatable<TopicPattern>
         return theirs.Length == mine.Length;
     }
 
+    /// <summary>True when some topic matches both this pattern and <paramref name="other"/>.</summary>
+    public bool Overlaps(TopicPattern other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        var mine = _segments;
+        var theirs = other._segments;
+        for (int i = 0; ; i++)
+        {
+            if (i == mine.Length || i == theirs.Length)
+            {
+                return mine.Length == theirs.Length; // one ran out first: it matches shorter topics only
+            }
+
+            Segment m = mine[i];
+            Segment t = theirs[i];
+            if (m.Kind == SegmentKind.Tail || t.Kind == SegmentKind.Tail)
+            {
+                return true; // '>' takes whatever one or more segments the other side matches from here
+            }
+
+            if (m.Kind == SegmentKind.Literal && t.Kind == SegmentKind.Literal &&
+                !new ReadOnlySpan<byte>(_utf8, m.Start, m.Length).SequenceEqual(new ReadOnlySpan<byte>(other._utf8, t.Start, t.Length)))
+            {
+                return false;
+            }
+        }
+    }
+
     public bool Equals(TopicPattern? other) => other is not null && string.Equals(_text, other._text, StringComparison.Ordinal);
 
     public override bool Equals(object? obj) => Equals(obj as TopicPattern);

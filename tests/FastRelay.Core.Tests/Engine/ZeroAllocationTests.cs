@@ -107,4 +107,76 @@ public sealed class ZeroAllocationTests
             threadAllocated + shardAllocated < 65_536,
             $"allocated {threadAllocated} B on the connection thread and {shardAllocated} B on shard threads for {delivered} deliveries ({perEvent:F4} B/event)");
     }
+
+    [Fact]
+    public async Task Forwarding_to_a_pattern_group_allocates_nothing_on_the_shards_after_warm_up()
+    {
+        const int batch = 200;
+        string[] topics = ["jobs.a", "jobs.b", "jobs.c", "jobs.d"];
+        using var engine = new RelayEngine(new RelayOptions { Shards = 2, Dedup = new() { MaxEntriesPerShard = 4096 }, Groups = new() { MaxCredits = 1_000_000 } });
+        var publisher = new InProcessClient(engine, "publisher");
+        await publisher.HelloAsync();
+        var worker = new InProcessClient(engine, "worker");
+        await worker.HelloAsync();
+        worker.Send(new Envelope(FrameType.Sub).WithRequestId(1).WithTopic("jobs.*").WithGroup("w").WithCredits(1_000_000));
+        Assert.Equal(FrameType.Ack, (await worker.ReceiveAsync()).Type);
+
+        var encoded = new ArrayBufferWriter<byte>();
+        var payload = new byte[64];
+        var topicBytes = topics.Select(t => System.Text.Encoding.UTF8.GetBytes(t)).ToArray();
+
+        // Forwarding and dispatch only: the member holds everything (credits are large), so no GROUP_ACK is involved.
+        async Task RunBatches(int batches)
+        {
+            for (int b = 0; b < batches; b++)
+            {
+                for (int i = 0; i < batch; i++)
+                {
+                    encoded.ResetWrittenCount();
+                    var pub = new Envelope(FrameType.Pub).WithTopic(topicBytes[i % topics.Length]).WithPayload(payload);
+                    EnvelopeCodec.Encode(encoded, in pub);
+                    Assert.True(publisher.Session.OnEnvelope(encoded.WrittenMemory));
+                }
+
+                int got = 0;
+                var spin = new SpinWait();
+                while (got < batch)
+                {
+                    if (worker.Session.Outbox.TryDequeue(out var frame))
+                    {
+                        frame.Release();
+                        got++;
+                        spin = default;
+                    }
+                    else
+                    {
+                        spin.SpinOnce(sleep1Threshold: -1);
+                    }
+                }
+
+                await engine.QuiesceAsync();
+            }
+        }
+
+        await RunBatches(40);
+        for (int round = 0; round < 50; round++)
+        {
+            long roundShard = await engine.GetShardAllocatedBytesAsync();
+            await RunBatches(10);
+            if (await engine.GetShardAllocatedBytesAsync() - roundShard < 512)
+            {
+                break;
+            }
+        }
+
+        long before = await engine.GetShardAllocatedBytesAsync();
+        await RunBatches(50);
+        long allocated = await engine.GetShardAllocatedBytesAsync() - before;
+
+        // 10,000 events forwarded across shards and dispatched: one allocation per event would be ≥ 240,000 B.
+        Assert.True(allocated < 65_536, $"shard threads allocated {allocated} B for {50 * batch} pattern group events");
+        var state = await engine.GetGroupStateAsync(0, "jobs.*", "w");
+        Assert.Equal((1, 0), (state!.Value.Members, state.Value.Pending));
+        Assert.True(state.Value.InFlight >= 50 * batch);
+    }
 }
