@@ -436,6 +436,28 @@ public sealed class SidecarTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_agent_on_a_pattern_answers_jobs_on_every_matching_topic()
+    {
+        await using var relay = TestRelay.Start();
+        var config = SidecarConfig.Parse("""
+            { "agents": [ { "name": "any", "consumes": "jobs.*", "concurrency": 1,
+                            "model": { "adapter": "scripted", "echoPrefix": "got " } } ] }
+            """);
+        using var models = new ModelChainFactory();
+        await using var sidecar = await SidecarHost.StartAsync(config, models, Log, relay.UnixUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+
+        var answers = await Task.WhenAll(
+            AskAsync(client, "summary", topic: "jobs.summarize"),
+            AskAsync(client, "translation", topic: "jobs.translate"),
+            AskAsync(client, "plan", topic: "jobs.plan"));
+
+        Assert.Equal(["got summary", "got translation", "got plan"], answers.Select(a => Assert.Single(a.OfType<JobResult>()).Text));
+        await sidecar.Stats.WaitUntilAsync(s => s.Acknowledged == 3).Within();
+        Assert.Equal(3, sidecar.Stats.Started);
+    }
+
+    [Fact]
     public async Task The_ask_command_prints_the_streamed_reply_and_exits_0()
     {
         await using var relay = TestRelay.Start();

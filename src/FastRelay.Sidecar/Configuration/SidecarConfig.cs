@@ -109,7 +109,7 @@ public sealed record JobSettings(TimeSpan Lease, TimeSpan KeepResult, TimeSpan D
 }
 
 /// <summary>One agent: consumes a topic pattern as a consumer group, calls a model, emits the reply.</summary>
-/// <param name="Consumes">The topic of its jobs (e.g. <c>jobs.summarize</c>).</param>
+/// <param name="Consumes">Topic or pattern of its jobs (e.g. <c>jobs.summarize</c> or <c>jobs.*</c>), joined as a consumer group.</param>
 /// <param name="Group">Consumer group it joins (default: its name), so several sidecars share the work.</param>
 /// <param name="Concurrency">Jobs in flight at once: worker count, and the credits it declares to the relay.</param>
 public sealed record AgentSpec(string Name, string Consumes, string Group, ModelSpec Model, EmitSpec Emits, int Concurrency);

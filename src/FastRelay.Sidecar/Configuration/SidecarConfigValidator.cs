@@ -149,10 +149,7 @@ internal sealed class SidecarConfigValidator
         {
             Error($"{path}.consumes", $"\"{consumes}\": {topicError}");
         }
-        else if (TopicRules.IsPattern(consumes))
-        {
-            Error($"{path}.consumes", $"\"{consumes}\" is a pattern: the relay's consumer groups take one topic (groups on patterns are not supported yet); give each topic its own agent");
-        }
+
 
         string? group = agent.Group ?? name;
         if (agent.Group is not null)

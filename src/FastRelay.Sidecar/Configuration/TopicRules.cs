@@ -67,9 +67,6 @@ internal static class TopicRules
         return true;
     }
 
-    /// <summary>True when <paramref name="topic"/> has a wildcard segment (<c>*</c> or <c>&gt;</c>).</summary>
-    public static bool IsPattern(string topic) => topic.Split('.').Any(segment => segment is "*" or ">");
-
     /// <summary>True when the concrete <paramref name="topic"/> matches <paramref name="pattern"/>.</summary>
     public static bool Matches(string pattern, string topic)
     {
