@@ -131,6 +131,8 @@ public sealed class SidecarConfigTests
     [InlineData("""{ "jobs": { "drainTimeoutMs": -1 }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "jobs.drainTimeoutMs: must be between 0 and 600000")]
     [InlineData("""{ "jobs": { "lease": 1 }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "jobs.lease: unknown field")]
     [InlineData("""{ "relay": { "clientId": "" }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "relay.clientId: must not be empty")]
+    [InlineData("""{ "agents": [ { "name": "a", "consumes": "jobs.*", "model": { "adapter": "scripted" } }, { "name": "b", "consumes": "jobs.x", "model": { "adapter": "scripted" } } ] }""", "agents[1].consumes: \"jobs.x\" overlaps \"jobs.*\" of agent \"a\"")]
+    [InlineData("""{ "agents": [ { "name": "a", "consumes": "jobs.>", "model": { "adapter": "scripted" } }, { "name": "b", "consumes": "*.x.y", "model": { "adapter": "scripted" } } ] }""", "agents[1].consumes: \"*.x.y\" overlaps \"jobs.>\"")]
     [InlineData("""{ "agents": [ { "name": "a", "consumes": "a" """, "invalid JSON")]
     public void Invalid_configuration_is_rejected_with_a_message_that_names_the_field(string json, string expected)
     {
@@ -138,6 +140,22 @@ public sealed class SidecarConfigTests
 
         Assert.Contains(ex.Errors, e => e.StartsWith(expected, StringComparison.Ordinal) || (expected == "invalid JSON" && e.Contains(expected, StringComparison.Ordinal)));
         Assert.Contains("test.json", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("jobs.a", "jobs.a", true)]
+    [InlineData("jobs.a", "jobs.b", false)]
+    [InlineData("jobs.*", "jobs.b", true)]
+    [InlineData("jobs.*", "jobs.b.c", false)]
+    [InlineData("jobs.>", "jobs.b.c", true)]
+    [InlineData("jobs.>", "jobs", false)]
+    [InlineData("*.a", "b.*", true)]
+    [InlineData("a.>", "*.b.>", true)]
+    [InlineData("a.b", "a.b.c", false)]
+    public void Topics_and_patterns_overlap_when_some_topic_matches_both(string a, string b, bool overlap)
+    {
+        Assert.Equal(overlap, TopicRules.Overlap(a, b));
+        Assert.Equal(overlap, TopicRules.Overlap(b, a));
     }
 
     [Fact]

@@ -93,6 +93,13 @@ internal sealed class SidecarConfigValidator
 
                 if (ValidateAgent(agent, path) is { } spec)
                 {
+                    // One relay connection holds every agent's group membership, and a client cannot tell apart the
+                    // copies of one event that two overlapping subscriptions would receive.
+                    if (agents.FirstOrDefault(other => TopicRules.Overlap(other.Consumes, spec.Consumes)) is { } overlapping)
+                    {
+                        Error($"{path}.consumes", $"\"{spec.Consumes}\" overlaps \"{overlapping.Consumes}\" of agent \"{overlapping.Name}\": a job would match both; run such agents in separate sidecars");
+                    }
+
                     agents.Add(spec);
                 }
             }

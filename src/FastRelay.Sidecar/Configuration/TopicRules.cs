@@ -67,6 +67,31 @@ internal static class TopicRules
         return true;
     }
 
+    /// <summary>True when some topic matches both <paramref name="a"/> and <paramref name="b"/> (topics or patterns).</summary>
+    public static bool Overlap(string a, string b)
+    {
+        string[] p = a.Split('.');
+        string[] q = b.Split('.');
+        for (int i = 0; ; i++)
+        {
+            bool pEnded = i >= p.Length, qEnded = i >= q.Length;
+            if (pEnded || qEnded)
+            {
+                return pEnded && qEnded;
+            }
+
+            if (p[i] == ">" || q[i] == ">")
+            {
+                return true; // both still have a segment here, which '>' takes with the rest
+            }
+
+            if (p[i] != "*" && q[i] != "*" && p[i] != q[i])
+            {
+                return false;
+            }
+        }
+    }
+
     /// <summary>True when the concrete <paramref name="topic"/> matches <paramref name="pattern"/>.</summary>
     public static bool Matches(string pattern, string topic)
     {
