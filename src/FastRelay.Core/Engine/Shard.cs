@@ -143,6 +143,7 @@ internal sealed class Shard : IDisposable
 
     private void Run()
     {
+        var cork = OutboxCork.Install(); // frames queued here wake their writers once per batch, or go out inline
         while (!_stopping)
         {
             long now = Environment.TickCount64;
@@ -163,6 +164,7 @@ internal sealed class Shard : IDisposable
             }
 
             processed += ServeLanes(4096);
+            cork.Uncork(inline: _inbox.IsEmpty && _activeLanes.Count == 0);
             if (processed > 0)
             {
                 continue;
@@ -171,6 +173,7 @@ internal sealed class Shard : IDisposable
             Idle();
         }
 
+        OutboxCork.Remove();
         foreach (var stream in _topics.Values)
         {
             stream.Retention.Clear();
