@@ -45,6 +45,12 @@ public sealed class RelayServer : IAsyncDisposable
     /// <summary>Open connections (any state).</summary>
     public int ConnectionCount => _connections.Count;
 
+    /// <summary>Inline writes by shard threads on the open connections (see <see cref="TransportOptions.InlineSends"/>).</summary>
+    public long InlineWrites => _connections.Keys.Sum(c => c.InlineWrites);
+
+    /// <summary>Inline writes on the open connections that handed the rest to the connection's writer.</summary>
+    public long InlineHandOffs => _connections.Keys.Sum(c => c.InlineHandOffs);
+
     /// <summary>Bound WebSocket endpoint, if enabled.</summary>
     public IPEndPoint? WebSocketEndPoint => Find(ListenerKind.WebSocket) as IPEndPoint;
 

@@ -144,6 +144,7 @@ internal sealed class Shard : IDisposable
 
     private void Run()
     {
+        var cork = OutboxCork.Install(); // frames queued here wake their writers once per batch, or go out inline
         while (!_stopping)
         {
             long now = Environment.TickCount64;
@@ -165,6 +166,7 @@ internal sealed class Shard : IDisposable
 
             processed += ServeLanes(4096);
             processed += DrainPatternGroups();
+            cork.Uncork(inline: _inbox.IsEmpty && _activeLanes.Count == 0);
             if (processed > 0)
             {
                 continue;
@@ -173,6 +175,7 @@ internal sealed class Shard : IDisposable
             Idle();
         }
 
+        OutboxCork.Remove();
         foreach (var stream in _topics.Values)
         {
             stream.Retention.Clear();

@@ -7,7 +7,8 @@ namespace FastRelay.Core.Sessions;
 
 /// <summary>
 /// A connection's bounded queue of frames waiting to be written. Any thread enqueues (shard threads for events,
-/// the read loop for replies); exactly one writer drains it and coalesces what it finds into one send.
+/// the read loop for replies); exactly one writer at a time drains it and coalesces what it finds into one send
+/// (the connection's writer, or a shard thread writing inline at the end of a corked batch: <see cref="OutboxCork"/>).
 /// Two lanes: control frames (replies, errors, presence, drain) are never dropped and go out first; events keep
 /// their order in their own lane. The event lane has a soft byte cap: above it droppable events are dropped (and
 /// counted), partial events are merged instead (<see cref="EventFlags.Coalesced"/>), and critical events are
@@ -29,6 +30,7 @@ public sealed class Outbox
     private long _dropped;
     private long _coalesced;
     private int _completed;
+    private IOutboxWriter? _writer;
 
     public Outbox(OutboxLimits limits, FramePool frames)
     {
@@ -102,8 +104,44 @@ public sealed class Outbox
             (_control ?? CreateQueue(ref _control)).Enqueue(frame);
         }
 
-        _signal.Set();
+        Notify();
         return EnqueueResult.Queued;
+    }
+
+    /// <summary>Wakes the writer, or leaves that to the end of the shard batch when the thread is corked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Notify()
+    {
+        var cork = OutboxCork.Current;
+        if (cork is null || _writer is null)
+        {
+            _signal.Set();
+            return;
+        }
+
+        cork.Add(this);
+    }
+
+    /// <summary>Last cork ticket this outbox was listed under (<see cref="OutboxCork"/> only).</summary>
+    internal long CorkTicket;
+
+    /// <summary>
+    /// Lets frames queued on a corked shard thread be written from that thread (<see cref="IOutboxWriter.WriteInline"/>)
+    /// instead of waking the writer. Set once by the transport before the session can receive frames.
+    /// </summary>
+    public void AttachWriter(IOutboxWriter writer) => _writer = writer;
+
+    /// <summary>End of a corked batch: write inline or wake the writer.</summary>
+    internal void Flush(bool inline)
+    {
+        if (inline && _writer is { } writer)
+        {
+            writer.WriteInline();
+        }
+        else
+        {
+            _signal.Set();
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

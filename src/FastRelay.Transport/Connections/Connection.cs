@@ -10,11 +10,31 @@ namespace FastRelay.Transport.Connections;
 /// <summary>
 /// One accepted socket: a read loop over a PipeReader with zero-byte reads (an idle connection holds no receive
 /// buffer) that hands whole envelopes to its <see cref="Session"/>, and a writer that drains the session's
-/// outbox, coalescing every queued frame into one send. Subclasses supply the framing.
+/// outbox, coalescing every queued frame into one send. A shard thread about to go idle may do the writer's job
+/// itself (<see cref="WriteInline"/>, a non-blocking send) when nobody is sending; a send right taken by CAS keeps
+/// the two from ever interleaving bytes. Subclasses supply the framing.
 /// </summary>
-internal abstract class Connection
+internal abstract class Connection : IOutboxWriter
 {
+    // Who may write to the socket. Exactly one party holds the right at a time, so bytes never interleave:
+    // the async writer (Writer), a shard thread writing inline at the end of its batch (Inline), or nobody (Idle).
+    // HandedOff: an inline write stopped short (socket full, frame too large, error); the unsent rest is in the
+    // carry fields and only the async writer may take over. Closed: the writer has finished for good.
+    private const int SenderIdle = 0;
+    private const int SenderWriter = 1;
+    private const int SenderInline = 2;
+    private const int SenderHandedOff = 3;
+    private const int SenderClosed = 4;
+
     private int _socketClosed;
+    private int _sender;
+    private int _wakeOnRelease;
+    private byte[]? _carry;
+    private int _carryStart;
+    private int _carryEnd;
+    private Frame? _carryFrame;
+    private long _inlineWrites;
+    private long _inlineHandOffs;
 
     protected Connection(Socket socket, Session session, TransportContext context)
     {
@@ -24,9 +44,23 @@ internal abstract class Connection
         Input = PipeReader.Create(
             new NetworkStream(socket, ownsSocket: false),
             new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
+        if (context.Options.InlineSends)
+        {
+            // Synchronous sends return WouldBlock instead of waiting (async operations are unaffected: .NET keeps
+            // the descriptor non-blocking for them anyway). NetworkStream refuses a non-blocking socket at
+            // construction only, and the pipe reader uses it asynchronously.
+            socket.Blocking = false;
+            session.Outbox.AttachWriter(this);
+        }
     }
 
     protected Socket Socket { get; }
+
+    /// <summary>Inline writes that sent everything they took (written only by the holder of the send right).</summary>
+    public long InlineWrites => Volatile.Read(ref _inlineWrites);
+
+    /// <summary>Inline writes that left the rest to the async writer (socket full, large frame, error).</summary>
+    public long InlineHandOffs => Volatile.Read(ref _inlineHandOffs);
 
     public Session Session { get; }
 
@@ -256,21 +290,31 @@ internal abstract class Connection
             while (true)
             {
                 await outbox.WaitAsync().ConfigureAwait(false);
-                await DrainAsync(outbox).ConfigureAwait(false);
-                if (outbox.IsCompleted)
+                if (!TryClaimForWriter())
                 {
-                    // Closing: wake the read loop now, so the connection's teardown (bounded by CloseTimeout) does
-                    // not wait for a peer that may never read what is still queued.
-                    Input.CancelPendingRead();
-                    if (Session.CloseReason?.Kind == SessionCloseKind.SlowConsumer)
-                    {
-                        outbox.DiscardAll(); // its backlog is why it is closed: do not try to push it out first
-                    }
-
-                    await DrainAsync(outbox).ConfigureAwait(false);
-                    await SendClosingAsync().ConfigureAwait(false);
-                    break;
+                    continue; // a shard thread is writing inline; it wakes us again when it lets go
                 }
+
+                await SendCarryAsync().ConfigureAwait(false);
+                await DrainAsync(outbox).ConfigureAwait(false);
+                if (!outbox.IsCompleted)
+                {
+                    Release(outbox);
+                    continue;
+                }
+
+                // Closing, and the writer keeps the send right from here on. Wake the read loop now, so the
+                // connection's teardown (bounded by CloseTimeout) does not wait for a peer that may never read
+                // what is still queued.
+                Input.CancelPendingRead();
+                if (Session.CloseReason?.Kind == SessionCloseKind.SlowConsumer)
+                {
+                    outbox.DiscardAll(); // its backlog is why it is closed: do not try to push it out first
+                }
+
+                await DrainAsync(outbox).ConfigureAwait(false);
+                await SendClosingAsync().ConfigureAwait(false);
+                break;
             }
         }
         catch (Exception ex) when (IsDisconnect(ex))
@@ -284,6 +328,9 @@ internal abstract class Connection
         }
         finally
         {
+            // The writer holds the send right on every way out of the loop: nobody else sends from now on.
+            Volatile.Write(ref _sender, SenderClosed);
+            DiscardCarry();
             outbox.DiscardAll();
         }
 
@@ -354,6 +401,168 @@ internal abstract class Connection
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+    }
+
+    /// <summary>
+    /// Shard thread, end of a batch, the shard about to go idle: if no one is sending, copy what is queued into one
+    /// buffer exactly as <see cref="DrainAsync"/> would and send it without blocking. Whatever does not go out at
+    /// once (the socket is full, a frame does not fit, an error) is handed to the async writer, which continues from
+    /// the exact byte. Never waits on the socket.
+    /// </summary>
+    public void WriteInline()
+    {
+        var outbox = Session.Outbox;
+        if (outbox.IsCompleted || Interlocked.CompareExchange(ref _sender, SenderInline, SenderIdle) != SenderIdle)
+        {
+            // The writer is running (it may have dequeued last before our frame arrived) or closing: make sure it
+            // looks again. Cheap when it is running: the signal is only marked.
+            outbox.Wake();
+            return;
+        }
+
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(Context.Options.SendBufferBytes);
+        int used = 0;
+        int sent = 0;
+        Frame? next = null;
+        try
+        {
+            used = WritePending(buffer);
+            while (outbox.TryDequeue(out var frame))
+            {
+                int header = HeaderSize(frame.Length);
+                if (header + frame.Length > buffer.Length - used)
+                {
+                    next = frame; // the writer sends it, after the bytes before it
+                    break;
+                }
+
+                WriteHeader(buffer.AsSpan(used), frame.Length);
+                used += header;
+                frame.Span.CopyTo(buffer.AsSpan(used));
+                used += frame.Length;
+                frame.Release();
+            }
+
+            if (used > 0)
+            {
+                // Non-blocking: returns what the kernel took (0 with WouldBlock when the socket buffer is full).
+                sent = Socket.Send(buffer.AsSpan(0, used), SocketFlags.None, out var error);
+                if (error != SocketError.Success)
+                {
+                    sent = 0; // WouldBlock, or a broken connection that the writer's own send will report
+                }
+            }
+        }
+        catch (Exception ex) when (IsDisconnect(ex))
+        {
+            // Disposed under us: the writer's send fails the same way and closes the session as usual.
+        }
+
+        if (sent == used && next is null)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            _inlineWrites++;
+            Release(outbox);
+            return;
+        }
+
+        _inlineHandOffs++;
+        _carry = buffer;
+        _carryStart = sent;
+        _carryEnd = used;
+        _carryFrame = next;
+        Interlocked.Exchange(ref _sender, SenderHandedOff); // publishes the carry to the writer
+        outbox.Wake();
+    }
+
+    /// <summary>Writer: takes the send right, from nobody or from an inline write that handed off.</summary>
+    private bool TryClaimForWriter()
+    {
+        while (true)
+        {
+            switch (Volatile.Read(ref _sender))
+            {
+                case SenderIdle:
+                    if (Interlocked.CompareExchange(ref _sender, SenderWriter, SenderIdle) == SenderIdle)
+                    {
+                        return true;
+                    }
+
+                    break;
+                case SenderHandedOff:
+                    Volatile.Write(ref _sender, SenderWriter); // nobody else leaves HandedOff
+                    return true;
+                case SenderInline:
+                    // Dekker-style with Release: either the inline writer sees this flag after letting go and wakes
+                    // us, or we see that it has let go and claim again.
+                    Interlocked.Exchange(ref _wakeOnRelease, 1);
+                    if (Volatile.Read(ref _sender) == SenderInline)
+                    {
+                        return false;
+                    }
+
+                    break;
+                default:
+                    return false;
+            }
+        }
+    }
+
+    /// <summary>Gives the send right back, and wakes the writer if anything arrived (or it asked) meanwhile.</summary>
+    private void Release(Outbox outbox)
+    {
+        Interlocked.Exchange(ref _sender, SenderIdle);
+        if (Interlocked.Exchange(ref _wakeOnRelease, 0) != 0 || outbox.Count > 0 || outbox.IsCompleted)
+        {
+            outbox.Wake();
+        }
+    }
+
+    /// <summary>Writer, after taking over from an inline write: the bytes and the frame it could not send.</summary>
+    private async ValueTask SendCarryAsync()
+    {
+        byte[]? carry = _carry;
+        if (carry is null)
+        {
+            return;
+        }
+
+        var frame = _carryFrame;
+        int start = _carryStart;
+        int end = _carryEnd;
+        _carry = null;
+        _carryFrame = null;
+        try
+        {
+            if (end > start)
+            {
+                await SendAsync(carry.AsMemory(start, end - start)).ConfigureAwait(false);
+            }
+
+            if (frame is not null)
+            {
+                int header = HeaderSize(frame.Length);
+                WriteHeader(carry, frame.Length);
+                await SendAsync(carry.AsMemory(0, header)).ConfigureAwait(false);
+                await SendAsync(frame.Memory).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            frame?.Release();
+            ArrayPool<byte>.Shared.Return(carry);
+        }
+    }
+
+    private void DiscardCarry()
+    {
+        if (_carry is { } carry)
+        {
+            _carry = null;
+            _carryFrame?.Release();
+            _carryFrame = null;
+            ArrayPool<byte>.Shared.Return(carry);
         }
     }
 

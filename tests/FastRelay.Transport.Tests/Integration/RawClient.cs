@@ -13,7 +13,8 @@ internal sealed class RawClient : SocketClient, IEnvelopeClient
     {
     }
 
-    public static async Task<RawClient> ConnectTcpAsync(IPEndPoint endPoint) => new(await ConnectTcpSocketAsync(endPoint));
+    public static async Task<RawClient> ConnectTcpAsync(IPEndPoint endPoint, int receiveBufferBytes = 0) =>
+        new(await ConnectTcpSocketAsync(endPoint, receiveBufferBytes));
 
     public static async Task<RawClient> ConnectUnixAsync(string path) => new(await ConnectUnixSocketAsync(path));
 

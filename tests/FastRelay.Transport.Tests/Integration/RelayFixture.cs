@@ -42,20 +42,24 @@ internal sealed class RelayFixture : IAsyncDisposable
 
     public TimeSpan HandshakeTimeout => Server.Options.HandshakeTimeout;
 
-    public static RelayFixture Start(TimeSpan? handshakeTimeout = null)
+    public static RelayFixture Start(TimeSpan? handshakeTimeout = null, Action<RelayOptions>? relay = null, Action<TransportOptions>? transport = null)
     {
         string dir = Directory.CreateTempSubdirectory("fastrelay-wsit-").FullName;
-        var engine = new RelayEngine(new RelayOptions { Shards = 2, NodeName = NodeName, MaxMessageBytes = MaxMessageBytes });
+        var relayOptions = new RelayOptions { Shards = 2, NodeName = NodeName, MaxMessageBytes = MaxMessageBytes };
+        relay?.Invoke(relayOptions);
+        var engine = new RelayEngine(relayOptions);
         try
         {
-            var server = new RelayServer(engine, new TransportOptions
+            var transportOptions = new TransportOptions
             {
                 WebSocket = "127.0.0.1:0",
                 Tcp = "127.0.0.1:0",
                 Unix = Path.Combine(dir, "relay.sock"),
                 HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(5),
                 CloseTimeout = TimeSpan.FromSeconds(1),
-            });
+            };
+            transport?.Invoke(transportOptions);
+            var server = new RelayServer(engine, transportOptions);
             server.Start();
             return new RelayFixture(engine, server, dir);
         }
@@ -68,10 +72,10 @@ internal sealed class RelayFixture : IAsyncDisposable
     }
 
     /// <summary>A connected client on one of the three listeners: "ws" (upgraded, no HELLO yet), "tcp" or "unix".</summary>
-    public async Task<IEnvelopeClient> ConnectAsync(string transport) => transport switch
+    public async Task<IEnvelopeClient> ConnectAsync(string transport, int receiveBufferBytes = 0) => transport switch
     {
-        "ws" => await WsClient.OpenAsync(WebSocketEndPoint),
-        "tcp" => await RawClient.ConnectTcpAsync(TcpEndPoint),
+        "ws" => await WsClient.OpenAsync(WebSocketEndPoint, receiveBufferBytes),
+        "tcp" => await RawClient.ConnectTcpAsync(TcpEndPoint, receiveBufferBytes),
         "unix" => await RawClient.ConnectUnixAsync(UnixPath),
         _ => throw new ArgumentOutOfRangeException(nameof(transport), transport, "ws, tcp or unix"),
     };

@@ -20,9 +20,15 @@ internal abstract class SocketClient : IAsyncDisposable
 
     protected SocketClient(Socket socket) => _socket = socket;
 
-    protected static async Task<Socket> ConnectTcpSocketAsync(IPEndPoint endPoint)
+    /// <summary>Connects over TCP; a non-zero <paramref name="receiveBufferBytes"/> sets SO_RCVBUF before connecting.</summary>
+    protected static async Task<Socket> ConnectTcpSocketAsync(IPEndPoint endPoint, int receiveBufferBytes = 0)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (receiveBufferBytes > 0)
+        {
+            socket.ReceiveBufferSize = receiveBufferBytes;
+        }
+
         try
         {
             await socket.ConnectAsync(endPoint);

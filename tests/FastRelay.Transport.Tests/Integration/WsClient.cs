@@ -47,12 +47,13 @@ internal sealed class WsClient : SocketClient, IEnvelopeClient
     {
     }
 
-    public static async Task<WsClient> ConnectAsync(IPEndPoint endPoint) => new(await ConnectTcpSocketAsync(endPoint));
+    public static async Task<WsClient> ConnectAsync(IPEndPoint endPoint, int receiveBufferBytes = 0) =>
+        new(await ConnectTcpSocketAsync(endPoint, receiveBufferBytes));
 
     /// <summary>Connects and completes the upgrade at /ws (asserting 101); HELLO is not sent.</summary>
-    public static async Task<WsClient> OpenAsync(IPEndPoint endPoint)
+    public static async Task<WsClient> OpenAsync(IPEndPoint endPoint, int receiveBufferBytes = 0)
     {
-        var client = await ConnectAsync(endPoint);
+        var client = await ConnectAsync(endPoint, receiveBufferBytes);
         try
         {
             var response = await client.HandshakeAsync(UpgradeRequest());
