@@ -61,6 +61,23 @@ public sealed class SidecarTests(ITestOutputHelper output)
         return updates;
     }
 
+    /// <summary>The events of a reply topic up to and including the first final event.</summary>
+    private static async Task<List<RelayEvent>> ReadUntilFinalAsync(Subscription replies)
+    {
+        var events = new List<RelayEvent>();
+        using var timeout = new CancellationTokenSource(ClientSignals.Timeout);
+        await foreach (var e in replies.ReadAllAsync(timeout.Token))
+        {
+            events.Add(e);
+            if ((e.Flags & EventFlags.Final) != 0)
+            {
+                return events;
+            }
+        }
+
+        throw new InvalidOperationException("the reply stream ended without a final event");
+    }
+
     [Fact]
     public async Task A_job_streams_partial_events_then_exactly_one_final_with_the_whole_reply()
     {
@@ -150,18 +167,7 @@ public sealed class SidecarTests(ITestOutputHelper output)
         // owner's lease in the KV store, takes the job over and starts the reply again.
         using var models = new ModelChainFactory();
         await using var successor = await SidecarHost.StartAsync(SidecarConfig.Parse(Config), models, Log, relay.UnixUri);
-        var events = new List<RelayEvent>();
-        using (var timeout = new CancellationTokenSource(ClientSignals.Timeout))
-        {
-            await foreach (var e in replies.ReadAllAsync(timeout.Token))
-            {
-                events.Add(e);
-                if ((e.Flags & EventFlags.Final) != 0)
-                {
-                    break;
-                }
-            }
-        }
+        var events = await ReadUntilFinalAsync(replies);
 
         var updates = events.Select(e => JobWire.TryDecodeReply(e, out var u, out string? error) ? u : throw new InvalidDataException(error)).ToList();
         int restartAt = updates.FindIndex(u => u is JobRestarted);
@@ -206,12 +212,7 @@ public sealed class SidecarTests(ITestOutputHelper output)
 
         process.Terminate();
 
-        RelayEvent final;
-        do
-        {
-            final = await replies.NextAsync();
-        }
-        while ((final.Flags & EventFlags.Final) == 0);
+        RelayEvent final = (await ReadUntilFinalAsync(replies))[^1];
         Assert.True(JobWire.TryDecodeReply(final, out var update, out _));
         Assert.Equal("You said: one two three four five six seven eight", Assert.IsType<JobResult>(update).Text);
         Assert.Equal(0, await process.ExitCodeAsync());
@@ -250,12 +251,7 @@ public sealed class SidecarTests(ITestOutputHelper output)
         using var models = new ModelChainFactory();
         await using var successor = await SidecarHost.StartAsync(SidecarConfig.Parse(Config.Replace("\"tokenDelayMs\": 200", "\"tokenDelayMs\": 1", StringComparison.Ordinal)),
             models, Log, relay.UnixUri);
-        RelayEvent final;
-        do
-        {
-            final = await replies.NextAsync();
-        }
-        while ((final.Flags & EventFlags.Final) == 0);
+        RelayEvent final = (await ReadUntilFinalAsync(replies))[^1];
         Assert.True(JobWire.TryDecodeReply(final, out var update, out _));
         Assert.Equal("You said: a b c d e f g h i j k l m n o p", Assert.IsType<JobResult>(update).Text);
         Assert.Equal(1, successor.Stats.Restarted);
