@@ -589,7 +589,38 @@ internal abstract class Connection : IOutboxWriter
         }
     }
 
-    protected ValueTask<int> SendAsync(ReadOnlyMemory<byte> bytes) => Socket.SendAsync(bytes, SocketFlags.None);
+    /// <summary>
+    /// Sends all of <paramref name="bytes"/>. On a non-blocking socket (inline sends on) it first tries a plain
+    /// non-blocking send, which usually takes everything: no async operation, and no send event-args cached on the
+    /// socket for its whole life (~300 B per connection that only ever got small writes). Only what the kernel did
+    /// not take goes through <see cref="Socket.SendAsync(ReadOnlyMemory{byte}, SocketFlags, CancellationToken)"/>.
+    /// </summary>
+    protected ValueTask<int> SendAsync(ReadOnlyMemory<byte> bytes)
+    {
+        if (Socket.Blocking || bytes.IsEmpty)
+        {
+            return Socket.SendAsync(bytes, SocketFlags.None);
+        }
+
+        int sent = Socket.Send(bytes.Span, SocketFlags.None, out SocketError error);
+        if (error == SocketError.Success && sent == bytes.Length)
+        {
+            return new ValueTask<int>(sent);
+        }
+
+        if (error is SocketError.Success or SocketError.WouldBlock)
+        {
+            return SendRestAsync(bytes, Math.Max(sent, 0));
+        }
+
+        return ValueTask.FromException<int>(new SocketException((int)error));
+    }
+
+    private async ValueTask<int> SendRestAsync(ReadOnlyMemory<byte> bytes, int sent)
+    {
+        await Socket.SendAsync(bytes[sent..], SocketFlags.None).ConfigureAwait(false);
+        return bytes.Length;
+    }
 
     private void ShutdownSend()
     {
