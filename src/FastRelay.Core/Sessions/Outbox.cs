@@ -13,7 +13,7 @@ namespace FastRelay.Core.Sessions;
 /// their order in their own lane. The event lane has a soft byte cap: above it droppable events are dropped (and
 /// counted), partial events are merged instead (<see cref="EventFlags.Coalesced"/>), and critical events are
 /// still queued up to the hard cap; a consumer that stays above the soft cap past the grace period, or reaches the
-/// hard cap, is a slow consumer and is closed. Queues are lock-free and segmented: created on first use, growing
+/// hard cap, is a slow consumer and is closed. Queues are lock-free and segmented: created when a second frame waits, growing
 /// with bursts, reused without allocating afterwards.
 /// </summary>
 public sealed class Outbox
@@ -23,6 +23,14 @@ public sealed class Outbox
     private readonly AsyncSignal _signal = new();
     private ConcurrentQueue<Frame>? _control;
     private ConcurrentQueue<Frame>? _events;
+
+    // Each lane's first frame goes into a one-frame slot while the lane has no queue yet: a connection that only ever
+    // has one frame waiting at a time (the WELCOME, a SUB's ACK, a quiet topic's events) never creates the lane's
+    // ConcurrentQueue (~0.8 KB with its first segment). A producer uses the slot only while it sees no queue, and a
+    // queue, once created, is never dropped, so each producer's frames stay in order: the slot's frame is older than
+    // anything that producer queued after it (another producer's frames carry no order relative to it anyway).
+    private Frame? _controlSlot;
+    private Frame? _eventSlot;
     private int _count;
     private long _eventBytes;
     private long _overSoftSinceMs;
@@ -96,12 +104,12 @@ public sealed class Outbox
                 return result;
             }
 
-            (_events ?? CreateQueue(ref _events)).Enqueue(frame);
+            Push(ref _events, ref _eventSlot, frame);
         }
         else
         {
             Interlocked.Increment(ref _count);
-            (_control ?? CreateQueue(ref _control)).Enqueue(frame);
+            Push(ref _control, ref _controlSlot, frame);
         }
 
         Notify();
@@ -201,28 +209,62 @@ public sealed class Outbox
     /// </summary>
     public bool TryDequeue(out Frame frame)
     {
-        var control = Volatile.Read(ref _control);
-        if (control is not null && control.TryDequeue(out frame!))
+        if (TryTake(ref _control, ref _controlSlot, out frame))
         {
             Interlocked.Decrement(ref _count);
             return true;
         }
 
-        var events = Volatile.Read(ref _events);
-        if (events is null || !events.TryDequeue(out frame!))
+        if (!TryTake(ref _events, ref _eventSlot, out frame))
         {
             _backlogged = false; // caught up
-            frame = null!;
             return false;
         }
 
         Taken(frame);
-        if ((frame.Flags & EventFlags.Partial) != 0 && _backlogged)
+        if ((frame.Flags & EventFlags.Partial) != 0 && _backlogged && Volatile.Read(ref _events) is { } events)
         {
             frame = CoalesceFollowing(events, frame);
         }
 
         return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Push(ref ConcurrentQueue<Frame>? queue, ref Frame? slot, Frame frame)
+    {
+        var q = Volatile.Read(ref queue);
+        if (q is null)
+        {
+            if (Interlocked.CompareExchange(ref slot, frame, null) is null)
+            {
+                return;
+            }
+
+            q = CreateQueue(ref queue);
+        }
+
+        q.Enqueue(frame);
+    }
+
+    /// <summary>Writer only (the single consumer): the lane's slot first, then its queue.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TryTake(ref ConcurrentQueue<Frame>? queue, ref Frame? slot, out Frame frame)
+    {
+        if (Volatile.Read(ref slot) is { } single)
+        {
+            Volatile.Write(ref slot, null); // producers only ever fill an empty slot, so nobody else clears it
+            frame = single;
+            return true;
+        }
+
+        if (Volatile.Read(ref queue) is { } q && q.TryDequeue(out frame!))
+        {
+            return true;
+        }
+
+        frame = null!;
+        return false;
     }
 
     private void Taken(Frame frame)
