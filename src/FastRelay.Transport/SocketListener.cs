@@ -207,7 +207,7 @@ internal sealed class SocketListener : IAsyncDisposable
 
         _connections.TryAdd(connection, 0);
         // The deadline covers the WebSocket upgrade and the HELLO: a silent socket cannot hold a slot forever.
-        var deadline = new Timer(
+        connection.HandshakeDeadline = new Timer(
             static state =>
             {
                 var c = (Connection)state!;
@@ -219,14 +219,15 @@ internal sealed class SocketListener : IAsyncDisposable
             connection,
             _context.Options.HandshakeTimeout,
             Timeout.InfiniteTimeSpan);
-        connection.HandshakeDeadline = deadline;
         try
         {
             await connection.RunAsync().ConfigureAwait(false);
         }
         finally
         {
-            deadline.Dispose();
+            // Not held in a local: this method's state machine lives as long as the connection, and the timer is
+            // dropped (by the connection) as soon as HELLO is accepted.
+            connection.HandshakeDeadline?.Dispose();
             _connections.TryRemove(connection, out _);
         }
     }
