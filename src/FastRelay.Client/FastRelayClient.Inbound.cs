@@ -103,7 +103,10 @@ public sealed partial class FastRelayClient
                 e.Has(FieldMask.PrevEventId) ? e.PrevEventIdString : null,
                 e.Timestamp,
                 e.Flags,
-                e.Payload.IsEmpty ? ReadOnlyMemory<byte>.Empty : e.Payload.ToArray()));
+                e.Payload.IsEmpty ? ReadOnlyMemory<byte>.Empty : e.Payload.ToArray())
+            {
+                Key = e.Has(FieldMask.Key) ? e.KeyString : null,
+            });
         }
 
         private string Publisher(ReadOnlySpan<byte> utf8)

@@ -141,8 +141,10 @@ public sealed partial class FastRelayClient
     {
         string? messageId = string.IsNullOrEmpty(options.MessageId) ? null : options.MessageId;
         string? prevEventId = string.IsNullOrEmpty(options.PrevEventId) ? null : options.PrevEventId;
+        string? key = string.IsNullOrEmpty(options.Key) ? null : options.Key;
         byte[] scratch = ArrayPool<byte>.Shared.Rent(
-            Utf8Text.MaxByteCount(topic) + Utf8Text.MaxByteCount(messageId) + Utf8Text.MaxByteCount(prevEventId) + AutoIdMaxBytes);
+            Utf8Text.MaxByteCount(topic) + Utf8Text.MaxByteCount(messageId) + Utf8Text.MaxByteCount(prevEventId)
+            + Utf8Text.MaxByteCount(key) + AutoIdMaxBytes);
         try
         {
             int used = 0;
@@ -180,6 +182,11 @@ public sealed partial class FastRelayClient
 
             pub.Payload = payload;
             pub.Present |= FieldMask.Payload;
+            if (key is not null)
+            {
+                pub.Key = Utf8Text.Write(scratch, ref used, key);
+                pub.Present |= FieldMask.Key;
+            }
 
             var frame = EnvelopeCodec.Encode(FramePool.Shared.Rent(), in pub);
             if (frame.Length > _options.MaxMessageBytes)
@@ -210,6 +217,7 @@ public sealed partial class FastRelayClient
         {
             Utf8Text.ThrowIfTooLong(o.MessageId, ProtocolLimits.MaxIdBytes, nameof(PublishOptions.MessageId));
             Utf8Text.ThrowIfTooLong(o.PrevEventId, ProtocolLimits.MaxIdBytes, nameof(PublishOptions.PrevEventId));
+            Utf8Text.ThrowIfTooLong(o.Key, ProtocolLimits.MaxKeyBytes, nameof(PublishOptions.Key));
         }
     }
 

@@ -13,4 +13,10 @@ public readonly record struct PublishOptions
 
     /// <summary>Delivery flags (droppable, partial, final, ...).</summary>
     public EventFlags Flags { get; init; }
+
+    /// <summary>
+    /// Ordering key (at most 256 UTF-8 bytes): a consumer group hands out events of one key one at a time, in order,
+    /// each after the previous one was acknowledged. Plain subscribers see it on <see cref="RelayEvent.Key"/>.
+    /// </summary>
+    public string? Key { get; init; }
 }

@@ -40,6 +40,9 @@ public sealed class RelayEvent
 
     public EventFlags Flags { get; }
 
+    /// <summary>The publisher's ordering key, if it set one (<see cref="PublishOptions.Key"/>).</summary>
+    public string? Key { get; init; }
+
     public ReadOnlyMemory<byte> Payload { get; }
 
     public override string ToString() => $"{Topic}#{Epoch}:{Seq} ({Payload.Length} bytes)";

@@ -31,6 +31,7 @@ public struct Envelope
     public ReadOnlyMemory<byte> Node;
     public uint TtlMs;
     public uint Credits;
+    public ReadOnlyMemory<byte> Key;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Has(FieldMask field) => (Present & field) != 0;
@@ -76,10 +77,13 @@ public struct Envelope
     public Envelope WithNode(string v) => WithNode(Encoding.UTF8.GetBytes(v));
     public Envelope WithTtlMs(uint v) { TtlMs = v; Present |= FieldMask.TtlMs; return this; }
     public Envelope WithCredits(uint v) { Credits = v; Present |= FieldMask.Credits; return this; }
+    public Envelope WithKey(ReadOnlyMemory<byte> v) { Key = v; Present |= FieldMask.Key; return this; }
+    public Envelope WithKey(string v) => WithKey(Encoding.UTF8.GetBytes(v));
 
     public readonly string TopicString => Encoding.UTF8.GetString(Topic.Span);
     public readonly string ReasonString => Encoding.UTF8.GetString(Reason.Span);
     public readonly string ClientIdString => Encoding.UTF8.GetString(ClientId.Span);
     public readonly string MessageIdString => Encoding.UTF8.GetString(MessageId.Span);
     public readonly string PrevEventIdString => Encoding.UTF8.GetString(PrevEventId.Span);
+    public readonly string KeyString => Encoding.UTF8.GetString(Key.Span);
 }

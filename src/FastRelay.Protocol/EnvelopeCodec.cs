@@ -150,6 +150,7 @@ public static class EnvelopeCodec
             case EnvelopeField.Tenant: return TryReadStr(ref reader, ProtocolLimits.MaxIdBytes, out e.Tenant);
             case EnvelopeField.Group: return TryReadStr(ref reader, ProtocolLimits.MaxIdBytes, out e.Group);
             case EnvelopeField.Node: return TryReadStr(ref reader, ProtocolLimits.MaxIdBytes, out e.Node);
+            case EnvelopeField.Key: return TryReadStr(ref reader, ProtocolLimits.MaxKeyBytes, out e.Key);
             case EnvelopeField.Payload:
                 {
                     if (reader.NextMessagePackType != MessagePackType.Binary) return DecodeError.WrongFieldType;
@@ -249,6 +250,7 @@ public static class EnvelopeCodec
         if ((present & FieldMask.Node) != 0) { w.Write((byte)EnvelopeField.Node); w.WriteString(e.Node.Span); }
         if ((present & FieldMask.TtlMs) != 0) { w.Write((byte)EnvelopeField.TtlMs); w.Write(e.TtlMs); }
         if ((present & FieldMask.Credits) != 0) { w.Write((byte)EnvelopeField.Credits); w.Write(e.Credits); }
+        if ((present & FieldMask.Key) != 0) { w.Write((byte)EnvelopeField.Key); w.WriteString(e.Key.Span); }
     }
 
     /// <summary>
@@ -259,7 +261,7 @@ public static class EnvelopeCodec
     {
         frame.Reset();
         var w = new MessagePackWriter(frame);
-        const FieldMask copied = FieldMask.ClientId | FieldMask.MessageId | FieldMask.PrevEventId | FieldMask.Flags | FieldMask.Payload;
+        const FieldMask copied = FieldMask.ClientId | FieldMask.MessageId | FieldMask.PrevEventId | FieldMask.Flags | FieldMask.Payload | FieldMask.Key;
         var present = FieldMask.Type | FieldMask.Topic | FieldMask.Epoch | FieldMask.Seq | FieldMask.Timestamp | (pub.Present & copied);
         w.WriteMapHeader(BitOperations.PopCount((uint)present));
         w.Write((byte)EnvelopeField.Type);
@@ -283,8 +285,18 @@ public static class EnvelopeCodec
         w.Write(timestampMicros);
         if ((present & FieldMask.Flags) != 0) { w.Write((byte)EnvelopeField.Flags); w.Write((uint)pub.Flags); }
         if ((present & FieldMask.Payload) != 0) { w.Write((byte)EnvelopeField.Payload); w.Write(pub.Payload.Span); }
+        int keyStart = -1;
+        if ((present & FieldMask.Key) != 0)
+        {
+            // Last, so a keyless event's bytes are unchanged; the frame remembers where it is for consumer groups.
+            w.Write((byte)EnvelopeField.Key);
+            w.WriteString(pub.Key.Span);
+            w.Flush();
+            keyStart = frame.Length - pub.Key.Length;
+        }
+
         w.Flush();
-        frame.SetEventLayout(topicStart, pub.Topic.Length, epochOffset, seqOffset);
+        frame.SetEventLayout(topicStart, pub.Topic.Length, epochOffset, seqOffset, keyStart, pub.Key.Length);
         frame.Flags = pub.Flags;
     }
 

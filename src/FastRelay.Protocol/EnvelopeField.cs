@@ -24,6 +24,7 @@ public enum EnvelopeField : byte
     Node = 18,
     TtlMs = 19,
     Credits = 20,
+    Key = 21,
 }
 
 /// <summary>Which fields an <see cref="Envelope"/> carries (bit n = <see cref="EnvelopeField"/> n).</summary>
@@ -52,4 +53,5 @@ public enum FieldMask : uint
     Node = 1u << EnvelopeField.Node,
     TtlMs = 1u << EnvelopeField.TtlMs,
     Credits = 1u << EnvelopeField.Credits,
+    Key = 1u << EnvelopeField.Key,
 }

@@ -12,6 +12,9 @@ public static class ProtocolLimits
     /// <summary>Longest client_id, message_id, prev_event_id, group, tenant, node, in UTF-8 bytes.</summary>
     public const int MaxIdBytes = 128;
 
+    /// <summary>Longest ordering key (field 21), in UTF-8 bytes.</summary>
+    public const int MaxKeyBytes = 256;
+
     /// <summary>Longest reason string, in UTF-8 bytes.</summary>
     public const int MaxReasonBytes = 1024;
 

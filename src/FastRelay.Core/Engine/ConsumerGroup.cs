@@ -1,3 +1,6 @@
+using System.IO.Hashing;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using FastRelay.Core.Sessions;
 using FastRelay.Protocol;
 
@@ -11,12 +14,29 @@ namespace FastRelay.Core.Engine;
 /// topic's shard) or every topic matching a pattern (a <see cref="PatternGroup"/>, owned by its home shard).
 /// Touched only by its owner shard's thread.
 /// </summary>
+/// <remarks>
+/// Events with an ordering key (field 21) are handed out one at a time per key, in the order they reached the group:
+/// a key's current event sits in the ready queue or in flight like any other event, and the key's later events wait
+/// in the key's own FIFO until it is acknowledged or dead-lettered. A redelivery (lease expiry, member leaving) moves
+/// the current event only, so it stays the key's current one and order holds. Other keys and keyless events never
+/// wait behind a busy key. Keys are identified by a seeded 64-bit hash of their bytes, compared exactly against the
+/// key inside the current event's frame (no copy); the per-key state is pooled.
+/// </remarks>
 internal sealed class ConsumerGroup
 {
     private readonly List<GroupMember> _members = [];
     private readonly Queue<GroupEvent> _pending = new();
     private readonly Dictionary<(TopicKey Topic, ulong Seq), InFlight> _inFlight = [];
+    private readonly Dictionary<ulong, OrderingKey> _keys = [];
+    private readonly Stack<OrderingKey> _freeKeys = new();
+    private int _waiting;
     private int _cursor;
+
+    /// <summary>Per-process seed: keys are client-chosen, so their hashes must not be predictable (hash flooding).</summary>
+    private static readonly long s_keySeed = Random.Shared.NextInt64();
+
+    /// <summary>Pooled per-key states kept for reuse; more than this many idle ones are left to the GC.</summary>
+    private const int MaxFreeKeys = 1024;
 
     public ConsumerGroup(string name, int tenant)
     {
@@ -30,12 +50,16 @@ internal sealed class ConsumerGroup
 
     public int MemberCount => _members.Count;
 
-    public int PendingCount => _pending.Count;
+    /// <summary>Events waiting: ready for a member with credit, or waiting behind their key's current event.</summary>
+    public int PendingCount => _pending.Count + _waiting;
+
+    /// <summary>Keys with an event in the group (ready, in flight or waiting).</summary>
+    public int KeyCount => _keys.Count;
 
     public int InFlightCount => _inFlight.Count;
 
     /// <summary>No member and nothing held: the group can be forgotten.</summary>
-    public bool IsEmpty => _members.Count == 0 && _pending.Count == 0 && _inFlight.Count == 0;
+    public bool IsEmpty => _members.Count == 0 && PendingCount == 0 && _inFlight.Count == 0;
 
     public long DeadLettered { get; private set; }
 
@@ -48,6 +72,26 @@ internal sealed class ConsumerGroup
         public int Credits { get; set; } = credits;
 
         public int InFlight { get; set; }
+
+        /// <summary>Left the group: no longer a candidate for key affinity.</summary>
+        public bool Left { get; set; }
+    }
+
+    /// <summary>
+    /// One ordering key with an event in the group. <see cref="Current"/> is the key's one event that is ready or in
+    /// flight (its frame's key bytes are the key's identity); <see cref="Waiting"/> holds the later ones in order.
+    /// </summary>
+    private sealed class OrderingKey
+    {
+        public ulong Hash;
+        public Frame Current = null!;
+        public readonly Queue<GroupEvent> Waiting = new();
+
+        /// <summary>Another key with the same 64-bit hash (exact comparison tells them apart).</summary>
+        public OrderingKey? NextSameHash;
+
+        /// <summary>The member that got the key's last event: preferred for the next one while it has credit.</summary>
+        public GroupMember? LastMember;
     }
 
     /// <summary>One event the group holds: the frame (one reference), its concrete topic and epoch, deliveries so far.</summary>
@@ -57,6 +101,7 @@ internal sealed class ConsumerGroup
         public TopicKey Topic;
         public ulong Epoch;
         public int Deliveries;
+        public OrderingKey? Key;
     }
 
     private struct InFlight
@@ -66,7 +111,7 @@ internal sealed class ConsumerGroup
         public long DeadlineMs;
     }
 
-    public bool IsFull(int capacity) => _pending.Count >= capacity;
+    public bool IsFull(int capacity) => PendingCount >= capacity;
 
     public bool HasMember(Session session) => _members.Exists(m => ReferenceEquals(m.Session, session));
 
@@ -95,6 +140,7 @@ internal sealed class ConsumerGroup
         }
 
         var member = _members[index];
+        member.Left = true;
         _members.RemoveAt(index);
         if (_cursor > index)
         {
@@ -126,8 +172,89 @@ internal sealed class ConsumerGroup
     /// <summary>Takes over one reference to <paramref name="frame"/>, an event of <paramref name="topic"/>.</summary>
     public void Offer(Frame frame, TopicKey topic, ulong epoch, long nowMs, long leaseMs)
     {
-        _pending.Enqueue(new GroupEvent { Frame = frame, Topic = topic, Epoch = epoch });
+        var e = new GroupEvent { Frame = frame, Topic = topic, Epoch = epoch };
+        if (frame.HasKey && !TryTakeKey(ref e))
+        {
+            return; // waits behind the key's current event
+        }
+
+        _pending.Enqueue(e);
         Dispatch(nowMs, leaseMs);
+    }
+
+    /// <summary>
+    /// Attaches <paramref name="e"/> to its key. True when it is the key's current event (ready now); false when the
+    /// key already has one, and <paramref name="e"/> joined the key's waiting FIFO.
+    /// </summary>
+    private bool TryTakeKey(ref GroupEvent e)
+    {
+        var keyBytes = e.Frame.Key;
+        ulong hash = XxHash3.HashToUInt64(keyBytes, s_keySeed);
+        ref var head = ref CollectionsMarshal.GetValueRefOrAddDefault(_keys, hash, out _);
+        for (var key = head; key is not null; key = key.NextSameHash)
+        {
+            if (key.Current.Key.SequenceEqual(keyBytes))
+            {
+                e.Key = key;
+                key.Waiting.Enqueue(e);
+                _waiting++;
+                return false;
+            }
+        }
+
+        var added = _freeKeys.Count > 0 ? _freeKeys.Pop() : new OrderingKey();
+        added.Hash = hash;
+        added.Current = e.Frame;
+        added.NextSameHash = head;
+        head = added;
+        e.Key = added;
+        return true;
+    }
+
+    /// <summary>
+    /// The key's current event is done (acknowledged or dead-lettered): its next waiting event becomes ready, or the
+    /// key is forgotten. Reads no frame bytes, so the finished frame may already be released.
+    /// </summary>
+    private void AdvanceKey(OrderingKey key)
+    {
+        if (key.Waiting.TryDequeue(out var next))
+        {
+            _waiting--;
+            key.Current = next.Frame;
+            _pending.Enqueue(next);
+            return;
+        }
+
+        ref var head = ref CollectionsMarshal.GetValueRefOrNullRef(_keys, key.Hash);
+        if (ReferenceEquals(head, key))
+        {
+            if (key.NextSameHash is null)
+            {
+                _keys.Remove(key.Hash);
+            }
+            else
+            {
+                head = key.NextSameHash;
+            }
+        }
+        else
+        {
+            var previous = head;
+            while (!ReferenceEquals(previous.NextSameHash, key))
+            {
+                previous = previous.NextSameHash!;
+            }
+
+            previous.NextSameHash = key.NextSameHash;
+        }
+
+        key.Current = null!;
+        key.NextSameHash = null;
+        key.LastMember = null;
+        if (_freeKeys.Count < MaxFreeKeys)
+        {
+            _freeKeys.Push(key);
+        }
     }
 
     /// <summary>
@@ -145,6 +272,11 @@ internal sealed class ConsumerGroup
         _inFlight.Remove((topic, seq));
         entry.Member.InFlight--;
         epoch = entry.Event.Epoch;
+        if (entry.Event.Key is { } key)
+        {
+            AdvanceKey(key);
+        }
+
         entry.Event.Frame.Release();
         Dispatch(nowMs, leaseMs);
         return true;
@@ -177,6 +309,11 @@ internal sealed class ConsumerGroup
             if (entry.Event.Deliveries >= maxDeliveries)
             {
                 DeadLettered++;
+                if (entry.Event.Key is { } orderingKey)
+                {
+                    AdvanceKey(orderingKey); // a dead letter ends the key's current event like an ACK
+                }
+
                 deadLetter(this, entry.Event.Frame, entry.Event.Topic, entry.Event.Epoch);
                 continue;
             }
@@ -192,7 +329,7 @@ internal sealed class ConsumerGroup
     {
         while (_pending.Count > 0 && _members.Count > 0)
         {
-            var member = NextWithCredit(avoid: null);
+            var member = PreferredFor(_pending.Peek()) ?? NextWithCredit(avoid: null);
             if (member is null)
             {
                 return; // every member is at its credit limit: the group waits (and fills up: BACKOFF upstream)
@@ -214,10 +351,20 @@ internal sealed class ConsumerGroup
         Send(member, e, nowMs, leaseMs);
     }
 
+    /// <summary>Key affinity: the member that had the key's previous event, while it is in the group with credit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static GroupMember? PreferredFor(in GroupEvent e) =>
+        e.Key?.LastMember is { Left: false } last && last.InFlight < last.Credits ? last : null;
+
     private void Send(GroupMember member, GroupEvent e, long nowMs, long leaseMs)
     {
         member.InFlight++;
         e.Deliveries++;
+        if (e.Key is { } key)
+        {
+            key.LastMember = member;
+        }
+
         _inFlight[(e.Topic, e.Frame.Seq)] = new InFlight { Event = e, Member = member, DeadlineMs = nowMs + leaseMs };
         e.Frame.AddRef(); // the outbox's reference; the group keeps its own until the ACK
         if (member.Session.Outbox.Enqueue(e.Frame) == EnqueueResult.Overflow)
@@ -255,6 +402,20 @@ internal sealed class ConsumerGroup
         }
 
         _inFlight.Clear();
+        foreach (var head in _keys.Values)
+        {
+            for (var key = head; key is not null; key = key.NextSameHash)
+            {
+                while (key.Waiting.TryDequeue(out var e))
+                {
+                    e.Frame.Release();
+                }
+            }
+        }
+
+        _keys.Clear();
+        _freeKeys.Clear();
+        _waiting = 0;
         _members.Clear();
     }
 }

@@ -654,7 +654,7 @@ internal sealed class Shard : IDisposable
         long leaseMs = (long)_groupOptions.Lease.TotalMilliseconds;
         var stream = GetOrCreate(new TopicRef(key.Tenant, key.Utf8, key.Hash));
         string groupName = command.GroupName!;
-        var group = stream.Groups?.Find(g => g.Name == groupName);
+        var group = FindGroup(stream.Groups, groupName);
         switch (command.Kind)
         {
             case ShardCommandKind.GroupJoin:
@@ -702,6 +702,23 @@ internal sealed class Shard : IDisposable
         }
     }
 
+    /// <summary>The topic's group of that name (a loop, not a capturing lambda: GROUP_ACKs come per event).</summary>
+    private static ConsumerGroup? FindGroup(List<ConsumerGroup>? groups, string name)
+    {
+        if (groups is not null)
+        {
+            foreach (var group in groups)
+            {
+                if (group.Name == name)
+                {
+                    return group;
+                }
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>An event no member completed within its deliveries: published to <c>$dlq.{group}</c>.</summary>
     private void DeadLetter(ConsumerGroup group, Frame frame, TopicKey topic, ulong epoch)
     {
@@ -713,6 +730,11 @@ internal sealed class Shard : IDisposable
             if (original.Has(FieldMask.MessageId))
             {
                 pub = pub.WithMessageId(original.MessageId);
+            }
+
+            if (original.Has(FieldMask.Key))
+            {
+                pub = pub.WithKey(original.Key);
             }
 
             EnvelopeCodec.EncodeEventTemplate(letter, in pub, _engine.NowMicros());

@@ -242,6 +242,12 @@ public sealed class Session
             return;
         }
 
+        if (pub.Has(FieldMask.Key) && (pub.Key.IsEmpty || !System.Text.Unicode.Utf8.IsValid(pub.Key.Span)))
+        {
+            SendError(pub.RequestId, ErrorCode.BadFrame, $"field 21 (key) must be 1..{ProtocolLimits.MaxKeyBytes} bytes of valid UTF-8");
+            return;
+        }
+
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
         if (!_publishBucket.TryTake(now, out uint waitMs))
         {

@@ -22,6 +22,8 @@ public sealed class Frame : IBufferWriter<byte>
     private int _seqOffset = -1;
     private int _topicStart;
     private int _topicLength;
+    private int _keyStart = -1;
+    private int _keyLength;
 
     internal Frame(FramePool? pool)
     {
@@ -91,10 +93,18 @@ public sealed class Frame : IBufferWriter<byte>
     /// <summary>The topic's UTF-8 bytes inside an event frame (empty for other frames).</summary>
     public ReadOnlySpan<byte> Topic => new(_buffer, _topicStart, _topicLength);
 
-    internal void SetEventLayout(int topicStart, int topicLength, int epochOffset, int seqOffset)
+    /// <summary>True for an event frame that carries an ordering key (field 21).</summary>
+    public bool HasKey => _keyStart >= 0;
+
+    /// <summary>The ordering key's UTF-8 bytes inside an event frame (empty when it has none).</summary>
+    public ReadOnlySpan<byte> Key => _keyStart >= 0 ? new(_buffer, _keyStart, _keyLength) : default;
+
+    internal void SetEventLayout(int topicStart, int topicLength, int epochOffset, int seqOffset, int keyStart, int keyLength)
     {
         _topicStart = topicStart;
         _topicLength = topicLength;
+        _keyStart = keyStart;
+        _keyLength = keyStart >= 0 ? keyLength : 0;
         _epochOffset = epochOffset;
         _seqOffset = seqOffset;
     }
@@ -107,6 +117,8 @@ public sealed class Frame : IBufferWriter<byte>
         _seqOffset = -1;
         _topicStart = 0;
         _topicLength = 0;
+        _keyStart = -1;
+        _keyLength = 0;
         Flags = EventFlags.None;
         Seq = 0;
     }

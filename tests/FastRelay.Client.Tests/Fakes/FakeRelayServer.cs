@@ -244,6 +244,11 @@ internal sealed class FakeRelayServer : IAsyncDisposable
             delivery = delivery.WithPrevEventId(e.PrevEventId);
         }
 
+        if (e.Has(FieldMask.Key))
+        {
+            delivery = delivery.WithKey(e.Key);
+        }
+
         if (e.Has(FieldMask.Flags))
         {
             delivery = delivery.WithFlags(e.Flags);

@@ -91,7 +91,7 @@ internal sealed class InProcessClient
 }
 
 /// <summary>An owned copy of a decoded envelope, for assertions.</summary>
-internal sealed record Received(FrameType Type, ulong RequestId, string? Topic, ulong Epoch, ulong Seq, string? ClientId, byte[] Payload, ErrorCode ErrorCode, string? Reason, EventFlags Flags, string? Tenant, uint RetryAfterMs = 0)
+internal sealed record Received(FrameType Type, ulong RequestId, string? Topic, ulong Epoch, ulong Seq, string? ClientId, byte[] Payload, ErrorCode ErrorCode, string? Reason, EventFlags Flags, string? Tenant, uint RetryAfterMs = 0, string? Key = null)
 {
     public static Received Decode(ReadOnlySpan<byte> bytes)
     {
@@ -110,6 +110,7 @@ internal sealed record Received(FrameType Type, ulong RequestId, string? Topic, 
             e.Has(FieldMask.Reason) ? e.ReasonString : null,
             e.Flags,
             e.Has(FieldMask.Tenant) ? System.Text.Encoding.UTF8.GetString(e.Tenant.Span) : null,
-            e.RetryAfterMs);
+            e.RetryAfterMs,
+            e.Has(FieldMask.Key) ? e.KeyString : null);
     }
 }

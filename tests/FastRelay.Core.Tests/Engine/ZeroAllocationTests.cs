@@ -179,4 +179,84 @@ public sealed class ZeroAllocationTests
         Assert.Equal((1, 0), (state!.Value.Members, state.Value.Pending));
         Assert.True(state.Value.InFlight >= 50 * batch);
     }
+
+    [Fact]
+    public async Task Keyed_group_dispatch_and_ack_allocate_nothing_on_the_shards_after_warm_up()
+    {
+        const int batch = 200;
+        const int keys = 16;
+        using var engine = new RelayEngine(new RelayOptions { Shards = 2, Dedup = new() { MaxEntriesPerShard = 4096 } });
+        var publisher = new InProcessClient(engine, "publisher");
+        await publisher.HelloAsync();
+        var worker = new InProcessClient(engine, "worker");
+        await worker.HelloAsync();
+        worker.Send(new Envelope(FrameType.Sub).WithRequestId(1).WithTopic("jobs").WithGroup("w").WithCredits(64));
+        Assert.Equal(FrameType.Ack, (await worker.ReceiveAsync()).Type);
+
+        var encoded = new ArrayBufferWriter<byte>();
+        var ackEncoded = new ArrayBufferWriter<byte>();
+        var payload = new byte[64];
+        var topic = "jobs"u8.ToArray();
+        var group = "w"u8.ToArray();
+        var keyBytes = Enumerable.Range(0, keys).Select(k => System.Text.Encoding.UTF8.GetBytes($"customer-{k}")).ToArray();
+
+        // Per key one event at a time: only 16 of each batch are out at once, so every delivery after the first 16 is
+        // released by the GROUP_ACK of the previous event of its key (the keyed dispatch path, pooled per-key state).
+        async Task RunBatches(int batches)
+        {
+            for (int b = 0; b < batches; b++)
+            {
+                for (int i = 0; i < batch; i++)
+                {
+                    encoded.ResetWrittenCount();
+                    var pub = new Envelope(FrameType.Pub).WithTopic(topic).WithKey(keyBytes[i % keys]).WithPayload(payload);
+                    EnvelopeCodec.Encode(encoded, in pub);
+                    Assert.True(publisher.Session.OnEnvelope(encoded.WrittenMemory));
+                }
+
+                int got = 0;
+                var spin = new SpinWait();
+                while (got < batch)
+                {
+                    if (worker.Session.Outbox.TryDequeue(out var frame))
+                    {
+                        ulong seq = frame.Seq;
+                        frame.Release();
+                        got++;
+                        spin = default;
+                        ackEncoded.ResetWrittenCount();
+                        var ack = new Envelope(FrameType.GroupAck).WithTopic(topic).WithGroup(group).WithSeq(seq);
+                        EnvelopeCodec.Encode(ackEncoded, in ack);
+                        Assert.True(worker.Session.OnEnvelope(ackEncoded.WrittenMemory));
+                    }
+                    else
+                    {
+                        spin.SpinOnce(sleep1Threshold: -1);
+                    }
+                }
+
+                await engine.QuiesceAsync();
+            }
+        }
+
+        await RunBatches(40);
+        for (int round = 0; round < 50; round++)
+        {
+            long roundShard = await engine.GetShardAllocatedBytesAsync();
+            await RunBatches(10);
+            if (await engine.GetShardAllocatedBytesAsync() - roundShard < 512)
+            {
+                break;
+            }
+        }
+
+        long before = await engine.GetShardAllocatedBytesAsync();
+        await RunBatches(50);
+        long allocated = await engine.GetShardAllocatedBytesAsync() - before;
+
+        // 10,000 keyed events dispatched and acknowledged: one allocation per event would be >= 240,000 B.
+        Assert.True(allocated < 65_536, $"shard threads allocated {allocated} B for {50 * batch} keyed group events");
+        var state = await engine.GetGroupStateAsync(0, "jobs", "w");
+        Assert.Equal((1, 0, 0), state);
+    }
 }
