@@ -28,7 +28,7 @@ public sealed partial class FastRelayClient
         try
         {
             byte[] job = JobWire.EncodeRequest(new JobRequest(input) { Id = jobId, ReplyTopic = replyTopic });
-            PublishAck ack = await PublishAsync(topic, job, new PublishOptions { MessageId = jobId }, ct).ConfigureAwait(false);
+            PublishAck ack = await PublishAsync(topic, job, new PublishOptions { MessageId = jobId, Key = options?.Key }, ct).ConfigureAwait(false);
             if (ack.IsDuplicate)
             {
                 // Submitted before (a retry): the reply may have streamed already. Replay the reply topic from its start

@@ -16,7 +16,7 @@ internal static class Cli
           fastrelay serve [--ws HOST:PORT|off] [--tcp HOST:PORT|off] [--unix PATH|off] [--shards N] [--config FILE]
           fastrelay pub TOPIC DATA [--url URL] [--token TOKEN] [--client-id ID] [--message-id ID] [--count N]
           fastrelay sub TOPIC [--url URL] [--token TOKEN] [--client-id ID] [--count N]
-          fastrelay ask QUESTION [--topic TOPIC] [--timeout SECONDS] [--url URL] [--token TOKEN] [--job-id ID]
+          fastrelay ask QUESTION [--topic TOPIC] [--timeout SECONDS] [--url URL] [--token TOKEN] [--job-id ID] [--key KEY]
           fastrelay token --tenant NAME --sub CLIENT_ID [--publish PATTERN]... [--subscribe PATTERN]... [--ttl SECONDS] [--config FILE]
 
         Defaults: ws://127.0.0.1:7700/ws, tcp://127.0.0.1:7701, unix:///tmp/fastrelay.sock, one shard per core,

@@ -87,7 +87,7 @@ internal static class ClientCommands
     {
         if (args.Positional.Count == 0)
         {
-            throw new CommandLineException("usage: fastrelay ask QUESTION [--topic TOPIC] [--timeout SECONDS] [--url URL] [--token TOKEN] [--job-id ID]");
+            throw new CommandLineException("usage: fastrelay ask QUESTION [--topic TOPIC] [--timeout SECONDS] [--url URL] [--token TOKEN] [--job-id ID] [--key KEY]");
         }
 
         string topic = args.Get("topic") ?? DefaultJobTopic;
@@ -107,7 +107,7 @@ internal static class ClientCommands
         var output = Console.Out;
         try
         {
-            await foreach (var update in client.SubmitJobAsync(topic, question, new Client.Jobs.JobSubmitOptions { JobId = args.Get("job-id") }, deadline.Token)
+            await foreach (var update in client.SubmitJobAsync(topic, question, new Client.Jobs.JobSubmitOptions { JobId = args.Get("job-id"), Key = args.Get("key") }, deadline.Token)
                 .ConfigureAwait(false))
             {
                 switch (update)

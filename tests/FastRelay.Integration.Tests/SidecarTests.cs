@@ -454,6 +454,42 @@ public sealed class SidecarTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Jobs_with_one_ordering_key_run_one_at_a_time_in_order_while_the_agent_has_spare_workers()
+    {
+        await using var relay = TestRelay.Start();
+        using var models = new ModelChainFactory();
+        await using var sidecar = await SidecarHost.StartAsync(EchoConfig(concurrency: 3, tokenDelayMs: 3), models, Log, relay.UnixUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+        var replies = await client.SubscribeAsync("replies.conversation");
+
+        const int Jobs = 5;
+        for (int i = 0; i < Jobs; i++)
+        {
+            byte[] job = JobWire.EncodeRequest(new JobRequest($"turn {i} of the same conversation") { Id = $"turn-{i}", ReplyTopic = "replies.conversation" });
+            await client.PublishAsync("jobs.echo", job, new PublishOptions { Key = "conversation-7" });
+        }
+
+        // One job at a time: each job's partials and final come before anything of the next job, in submit order.
+        var order = new List<string>();
+        var finals = 0;
+        using var timeout = new CancellationTokenSource(ClientSignals.Timeout);
+        await foreach (var e in replies.ReadAllAsync(timeout.Token))
+        {
+            if (order.Count == 0 || order[^1] != e.PrevEventId)
+            {
+                order.Add(e.PrevEventId!);
+            }
+
+            if ((e.Flags & EventFlags.Final) != 0 && ++finals == Jobs)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(0, Jobs).Select(i => $"turn-{i}"), order);
+    }
+
+    [Fact]
     public async Task The_ask_command_prints_the_streamed_reply_and_exits_0()
     {
         await using var relay = TestRelay.Start();

@@ -58,4 +58,10 @@ public sealed class JobSubmitOptions
 
     /// <summary>The topic for the reply stream; <c>replies.{job id}</c> when null. The client subscribes to it first.</summary>
     public string? ReplyTopic { get; init; }
+
+    /// <summary>
+    /// An ordering key (e.g. a conversation id): the agents' group runs jobs with the same key one at a time, in the
+    /// order they were submitted (<see cref="PublishOptions.Key"/>); jobs of other keys run in parallel.
+    /// </summary>
+    public string? Key { get; init; }
 }

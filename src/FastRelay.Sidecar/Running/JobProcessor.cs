@@ -226,9 +226,10 @@ internal sealed class JobProcessor
             if (forward)
             {
                 // The next agent of the chain gets the result as its job: same id, same requester.
+                // The ordering key goes along, so a conversation's jobs keep their order through the whole chain.
                 byte[] job = JobWire.EncodeRequest(new JobRequest(result.Text) { Id = jobId, ReplyTopic = request.ReplyTopic });
                 await _ledger.RelayAsync(() => _client.PublishAsync(next!, job,
-                    new PublishOptions { MessageId = $"{jobId}/{_agent.Name}/next", PrevEventId = jobId }, abort), abort).ConfigureAwait(false);
+                    new PublishOptions { MessageId = $"{jobId}/{_agent.Name}/next", PrevEventId = jobId, Key = run.Key }, abort), abort).ConfigureAwait(false);
             }
 
             // The requester hears from this agent when it answers them, and always when the chain ends here in failure.
@@ -300,6 +301,9 @@ internal sealed class JobProcessor
     {
         private readonly List<Delivery> _deliveries = [first];
         private bool _closed;
+
+        /// <summary>The job event's ordering key.</summary>
+        public string? Key { get; } = first.Event.Key;
 
         public bool TryAttach(Delivery delivery)
         {
