@@ -28,7 +28,7 @@ public sealed partial class FastRelayClient
         try
         {
             byte[] job = JobWire.EncodeRequest(new JobRequest(input) { Id = jobId, ReplyTopic = replyTopic });
-            PublishAck ack = await PublishAsync(topic, job, new PublishOptions { MessageId = jobId, Key = options?.Key }, ct).ConfigureAwait(false);
+            PublishAck ack = await PublishJobAsync(topic, job, new PublishOptions { MessageId = jobId, Key = options?.Key }, ct).ConfigureAwait(false);
             if (ack.IsDuplicate)
             {
                 // Submitted before (a retry): the reply may have streamed already. Replay the reply topic from its start
@@ -61,6 +61,25 @@ public sealed partial class FastRelayClient
         finally
         {
             await subscription.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Publishes the job; when the connection drops before the ACK and the client reconnects, publishes it again with
+    /// the same message id (the relay's dedup makes that safe: a job that did get in is ACKed as a duplicate).
+    /// </summary>
+    private async Task<PublishAck> PublishJobAsync(string topic, byte[] job, PublishOptions options, CancellationToken ct)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await PublishAsync(topic, job, options, ct).ConfigureAwait(false);
+            }
+            catch (FastRelayConnectionException) when (attempt < 3 && _options.Reconnect.Enabled && !ct.IsCancellationRequested)
+            {
+                await WaitUntilConnectedAsync(ct).ConfigureAwait(false);
+            }
         }
     }
 }

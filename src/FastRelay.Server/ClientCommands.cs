@@ -80,8 +80,8 @@ internal static class ClientCommands
 
     /// <summary>
     /// <c>fastrelay ask QUESTION</c>: submits a job to the agents on <c>--topic</c> (default <c>jobs.echo</c>, the demo
-    /// agent) and prints the reply's tokens as they stream. Exit codes: 0 answered, 1 degraded answer, 3 no answer in
-    /// time, 4 the agents' queue is full (BACKOFF).
+    /// agent) and prints the reply's tokens as they stream. Exit codes: 0 answered, 1 degraded answer or refused by
+    /// the relay, 3 no answer in time, 4 the agents' queue is full (BACKOFF).
     /// </summary>
     public static async Task<int> AskAsync(CommandArgs args)
     {
@@ -151,6 +151,18 @@ internal static class ClientCommands
         {
             Console.Error.WriteLine($"fastrelay: the agents on {topic} are busy (BACKOFF, retry after {ex.RetryAfter.TotalSeconds:0.#} s): {ex.Reason}");
             return 4;
+        }
+        catch (FastRelayException ex)
+        {
+            output.WriteLine();
+            Console.Error.WriteLine($"fastrelay: the relay refused or dropped the job: {ex.Message}");
+            return 1;
+        }
+        catch (InvalidDataException ex)
+        {
+            output.WriteLine();
+            Console.Error.WriteLine($"fastrelay: {ex.Message} (is something else publishing on the reply topic?)");
+            return 1;
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !stop.IsCancellationRequested)
         {

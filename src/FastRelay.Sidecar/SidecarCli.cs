@@ -94,12 +94,16 @@ internal static class SidecarCli
 
         await using (host.ConfigureAwait(false))
         {
-            try
+            // Runs until SIGTERM/Ctrl-C, or until the relay connection is gone for good (e.g. the token was refused on
+            // a reconnect): a sidecar that cannot reach its relay must not look healthy.
+            Task stopped = Task.Delay(Timeout.Infinite, stop.Token);
+            Task first = await Task.WhenAny(stopped, host.Client.Closed).ConfigureAwait(false);
+            if (first != stopped)
             {
-                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
+                DisconnectInfo lost = await host.Client.Closed.ConfigureAwait(false);
+                log.Error($"the relay connection is closed for good: {lost.Reason}");
+                await host.StopAsync().ConfigureAwait(false);
+                return 1;
             }
 
             await host.StopAsync().ConfigureAwait(false);

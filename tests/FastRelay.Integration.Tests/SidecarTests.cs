@@ -267,7 +267,7 @@ public sealed class SidecarTests(ITestOutputHelper output)
         var settings = JobSettings.Default with { Lease = TimeSpan.FromMilliseconds(400) };
         var ledgerA = new JobLedger(a, settings, "worker-a");
         var ledgerB = new JobLedger(b, settings, "worker-b");
-        string key = JobKeys.For("g", "job.with.dots and spaces");
+        string key = JobKeys.For("g", "agent", "job.with.dots and spaces");
 
         var claimA = await ledgerA.ClaimAsync(key, CancellationToken.None).Within();
         Assert.Equal(ClaimOutcome.Claimed, claimA.Outcome);
@@ -487,6 +487,52 @@ public sealed class SidecarTests(ITestOutputHelper output)
         }
 
         Assert.Equal(Enumerable.Range(0, Jobs).Select(i => $"turn-{i}"), order);
+    }
+
+    [Fact]
+    public async Task A_final_the_relay_refuses_for_good_ends_the_job_instead_of_redelivering_it()
+    {
+        await using var relay = TestRelay.Start(TestRelay.WithTenants);
+        static string Token(string client, string[] publish)
+        {
+            var issued = DateTimeOffset.UtcNow;
+            return Core.Tenancy.TokenIssuer.Mint("acme", TestRelay.AcmeSecret, new Core.Tenancy.TenantTokenClaims
+            {
+                Tenant = "acme",
+                ClientId = client,
+                Publish = publish,
+                Subscribe = [">"],
+                IssuedAt = issued,
+                ExpiresAt = issued + TimeSpan.FromHours(1),
+            });
+        }
+
+        // The sidecar may keep job state but not publish on the requester's reply topic.
+        string variable = $"FASTRELAY_TEST_SIDECAR_TOKEN_{Guid.NewGuid():N}";
+        Environment.SetEnvironmentVariable(variable, Token("fastrelay-sidecar", ["sidecar.jobs.>"]));
+        try
+        {
+            var config = SidecarConfig.Parse($$"""
+                { "relay": { "tokenEnv": "{{variable}}" },
+                  "agents": [ { "name": "echo", "consumes": "jobs.echo", "model": { "adapter": "scripted", "echoPrefix": "You said: " } } ] }
+                """);
+            using var models = new ModelChainFactory();
+            await using var sidecar = await SidecarHost.StartAsync(config, models, Log, relay.UnixUri);
+            await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri, new FastRelayClientOptions { Token = Token("requester", [">"]) });
+            var replies = await client.SubscribeAsync("replies.denied");
+
+            byte[] job = JobWire.EncodeRequest(new JobRequest("hello") { Id = "denied-1", ReplyTopic = "replies.denied" });
+            await client.PublishAsync("jobs.echo", job);
+
+            await sidecar.Stats.WaitUntilAsync(s => s.Acknowledged == 1).Within();
+            Assert.Equal(1, sidecar.Stats.Started);
+            await client.PublishAsync("replies.denied", "marker"u8.ToArray());
+            Assert.Equal("marker", Encoding.UTF8.GetString((await replies.NextAsync()).Payload.Span)); // nothing got through
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
     }
 
     [Fact]

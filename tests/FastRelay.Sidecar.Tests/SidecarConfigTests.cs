@@ -60,7 +60,7 @@ public sealed class SidecarConfigTests
               "agents": [
                 {
                   "name": "answer", "consumes": "jobs.answer.*", "group": "answerers", "concurrency": 16,
-                  "emits": { "topic": "answers.all", "reply": true, "partials": false },
+                  "emits": { "topic": "answers.all", "partials": false },
                   "model": {
                     "adapter": "openai", "baseUrl": "http://127.0.0.1:8000", "model": "llama3.1", "apiKeyEnv": "VLLM_KEY",
                     "system": "Be brief.", "prompt": "Q: {input}\nA:", "temperature": 0.2, "maxTokens": 256,
@@ -77,7 +77,7 @@ public sealed class SidecarConfigTests
         Assert.Equal("tcp://127.0.0.1:7701/", config.RelayUrl.ToString());
         Assert.Equal("RELAY_TOKEN", config.RelayTokenEnv);
         Assert.Equal(("answerers", 16), (agent.Group, agent.Concurrency));
-        Assert.Equal(new EmitSpec("answers.all", Reply: true, Partials: false), agent.Emits);
+        Assert.Equal(new EmitSpec("answers.all", Reply: false, Partials: false), agent.Emits);
 
         ModelSpec primary = agent.Model;
         Assert.Equal("openai:llama3.1", primary.Name);
@@ -133,6 +133,7 @@ public sealed class SidecarConfigTests
     [InlineData("""{ "relay": { "clientId": "" }, "agents": [ { "name": "a", "consumes": "a", "model": { "adapter": "scripted" } } ] }""", "relay.clientId: must not be empty")]
     [InlineData("""{ "agents": [ { "name": "a", "consumes": "jobs.*", "model": { "adapter": "scripted" } }, { "name": "b", "consumes": "jobs.x", "model": { "adapter": "scripted" } } ] }""", "agents[1].consumes: \"jobs.x\" overlaps \"jobs.*\" of agent \"a\"")]
     [InlineData("""{ "agents": [ { "name": "a", "consumes": "jobs.>", "model": { "adapter": "scripted" } }, { "name": "b", "consumes": "*.x.y", "model": { "adapter": "scripted" } } ] }""", "agents[1].consumes: \"*.x.y\" overlaps \"jobs.>\"")]
+    [InlineData("""{ "agents": [ { "name": "a", "consumes": "a", "emits": { "topic": "b", "reply": true }, "model": { "adapter": "scripted" } } ] }""", "agents[0].emits.reply: an agent that forwards to emits.topic does not answer the requester")]
     [InlineData("""{ "agents": [ { "name": "a", "consumes": "a" """, "invalid JSON")]
     public void Invalid_configuration_is_rejected_with_a_message_that_names_the_field(string json, string expected)
     {

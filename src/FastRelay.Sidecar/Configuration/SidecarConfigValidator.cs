@@ -195,7 +195,13 @@ internal sealed class SidecarConfigValidator
     private EmitSpec ValidateEmits(EmitsConfigJson? emits, string path, string? consumes)
     {
         string? topic = emits?.Topic;
-        bool reply = emits?.Reply ?? true;
+        // An agent that forwards its result to the next agent does not answer the requester: the last agent of the
+        // chain does, so a job gets one final event however long the chain.
+        bool reply = emits?.Reply ?? topic is null;
+        if (topic is not null && emits?.Reply == true)
+        {
+            Error($"{path}.reply", "an agent that forwards to emits.topic does not answer the requester (the chain's last agent does, so the job gets one final); leave reply out (a degraded result still goes to the requester)");
+        }
         bool partials = emits?.Partials ?? true;
         if (topic is not null)
         {

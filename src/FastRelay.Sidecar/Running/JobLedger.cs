@@ -164,6 +164,11 @@ internal sealed class JobLedger(FastRelayClient client, JobSettings settings, st
             {
                 await WaitForRelayAsync(ct).ConfigureAwait(false);
             }
+            catch (FastRelayBackoffException ex) when (!ct.IsCancellationRequested)
+            {
+                // The relay pushed back (after the client's own retries): its queues are full for now, not forever.
+                await Task.Delay(ex.RetryAfter > RetryDelay ? ex.RetryAfter : RetryDelay, ct).ConfigureAwait(false);
+            }
         }
     }
 

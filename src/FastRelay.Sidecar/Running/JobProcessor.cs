@@ -87,7 +87,7 @@ internal sealed class JobProcessor
 
     private async Task RunAsync(string jobId, JobRequest request, JobRun run, CancellationToken abort)
     {
-        string key = JobKeys.For(_agent.Spec.Group, jobId);
+        string key = JobKeys.For(_agent.Spec.Group, _agent.Name, jobId);
         string? reply = request.ReplyTopic is { } r && IsTopic(r) ? r : null;
         Claim claim;
         try
@@ -166,6 +166,14 @@ internal sealed class JobProcessor
 
             return;
         }
+        catch
+        {
+            // A failure that is not the model's (those end in a degraded result) nor a cancellation: hand the job
+            // back at once, lease released, so a redelivery (after the relay's group lease) is taken over without
+            // waiting for this worker's lease, which would otherwise be renewed for as long as the process lives.
+            await lease.ReleaseAsync().ConfigureAwait(false);
+            throw;
+        }
 
         ulong version = await lease.StopAsync().ConfigureAwait(false);
         if (lease.Lost || result is null)
@@ -235,7 +243,17 @@ internal sealed class JobProcessor
             // The requester hears from this agent when it answers them, and always when the chain ends here in failure.
             if (reply is not null && (_agent.Spec.Emits.Reply || (result.Degraded && next is not null)))
             {
-                await PublishFinalAsync(reply, jobId, payload, result.Degraded, abort).ConfigureAwait(false);
+                try
+                {
+                    await PublishFinalAsync(reply, jobId, payload, result.Degraded, abort).ConfigureAwait(false);
+                }
+                catch (FastRelayException ex) when (ex is not FastRelayConnectionException)
+                {
+                    // Refused for good (403: the token may not publish there; 413: the reply is larger than the relay
+                    // takes). Retrying cannot help: the job ends here, loudly, instead of being redelivered until it
+                    // is dead-lettered.
+                    _log.Error($"agent {_agent.Name}: job {jobId}: the relay refused its final on {reply}: {ex.Message}");
+                }
             }
 
             _stats.OnCompleted(result.Degraded);

@@ -24,6 +24,7 @@ internal sealed class LeaseKeeper
     private ulong _version;
     private int _emitted;
     private volatile bool _lost;
+    private int _stopped;
 
     public LeaseKeeper(JobLedger ledger, string key, Claim claim, CancellationTokenSource work)
     {
@@ -48,6 +49,12 @@ internal sealed class LeaseKeeper
     /// <summary>Stops renewing, lets a renewal in flight finish, and returns the version the job is held at.</summary>
     public async Task<ulong> StopAsync()
     {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            await _loop.ConfigureAwait(false);
+            return _version;
+        }
+
         _timer.Dispose();
         await _stopping.CancelAsync().ConfigureAwait(false); // ends a wait for the relay; a write already sent completes
         await _loop.ConfigureAwait(false);
@@ -101,6 +108,11 @@ internal sealed class LeaseKeeper
         }
         catch (ObjectDisposedException)
         {
+        }
+        catch (Exception ex) when (ex is FastRelayException or TimeoutException)
+        {
+            // Refused outright (e.g. 403 on the key): the lease cannot be kept, so the job is not this worker's.
+            Lose();
         }
     }
 
