@@ -271,16 +271,23 @@ public sealed partial class FastRelayClient
     /// GROUP_ACK {topic, group, seq} for an event of a group subscription, with a request id (ACK or ERROR 404). The topic is
     /// the event's own (for a pattern group, the concrete topic that matched): the server finds the group from it.
     /// </summary>
-    internal Task GroupAckAsync(Subscription subscription, RelayEvent relayEvent, CancellationToken ct)
+    internal Task GroupAckAsync(Subscription subscription, RelayEvent relayEvent, CancellationToken ct, bool inProgress = false)
     {
         if (Usable() is not { } connection)
         {
             return Task.FromException(NotConnected());
         }
 
-        var request = new AckRequest(connection.Pending.NextId(), $"GROUP_ACK of '{relayEvent.Topic}' seq {relayEvent.Seq} (group '{subscription.Options.Group}')");
-        var frame = EncodeControl(new Envelope(FrameType.GroupAck).WithRequestId(request.RequestId).WithTopic(relayEvent.Topic)
-            .WithGroup(subscription.Options.Group!).WithSeq(relayEvent.Seq));
+        var request = new AckRequest(connection.Pending.NextId(),
+            $"GROUP_ACK{(inProgress ? " (in progress)" : "")} of '{relayEvent.Topic}' seq {relayEvent.Seq} (group '{subscription.Options.Group}')");
+        var ack = new Envelope(FrameType.GroupAck).WithRequestId(request.RequestId).WithTopic(relayEvent.Topic)
+            .WithGroup(subscription.Options.Group!).WithSeq(relayEvent.Seq);
+        if (inProgress)
+        {
+            ack = ack.WithFlags(EventFlags.InProgress);
+        }
+
+        var frame = EncodeControl(ack);
         return connection.Enqueue(request, frame, holdsSlot: false, ct);
     }
 

@@ -155,6 +155,25 @@ public sealed class Subscription : IAsyncDisposable
         return _client.GroupAckAsync(this, e, ct);
     }
 
+    /// <summary>
+    /// Tells the group this member is still working on <paramref name="e"/> (GROUP_ACK with the in-progress flag): the
+    /// event's lease starts again, so a job that runs longer than the server's lease is not handed to another member.
+    /// Call it well within each lease; finish with <see cref="AckAsync"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not a group subscription.</exception>
+    /// <exception cref="FastRelayException">404: this member no longer holds the event.</exception>
+    /// <exception cref="FastRelayConnectionException">Not connected (closed, or reconnecting).</exception>
+    public Task ExtendLeaseAsync(RelayEvent e, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        if (Options.Group is null)
+        {
+            throw new InvalidOperationException("ExtendLeaseAsync is for consumer group subscriptions (SubscribeOptions.Group).");
+        }
+
+        return _client.GroupAckAsync(this, e, ct, inProgress: true);
+    }
+
     /// <summary>Unsubscribes, ignoring a refusal or a closed connection.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -28,4 +28,9 @@ public enum EventFlags : uint
     IfAbsent = 1 << 8,
     /// <summary>On a PUB's ACK: nobody received the event and no history keeps it (no subscriber, group or retention).</summary>
     NoRecipients = 1 << 9,
+    /// <summary>
+    /// On GROUP_ACK: not done yet, still working on it. The member keeps the event and its lease starts again (the
+    /// event is not redelivered while the member keeps reporting progress); the ACK reply is sent as usual.
+    /// </summary>
+    InProgress = 1 << 10,
 }

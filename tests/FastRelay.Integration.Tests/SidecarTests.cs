@@ -536,6 +536,37 @@ public sealed class SidecarTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_job_longer_than_the_relays_group_lease_stays_with_its_worker_by_reporting_progress()
+    {
+        // The relay would hand an unacknowledged job to another member after 1 s; the model takes ~3 s.
+        await using var relay = TestRelay.Start(o => o.Groups.Lease = TimeSpan.FromSeconds(1));
+        const string Config = """
+            {
+              "jobs": { "leaseMs": 600, "drainTimeoutMs": 500 },
+              "agents": [ { "name": "echo", "consumes": "jobs.echo", "concurrency": 1,
+                            "model": { "adapter": "scripted", "echoPrefix": "You said: ", "tokenDelayMs": 250 } } ]
+            }
+            """;
+        using var models = new ModelChainFactory();
+        await using var first = await SidecarHost.StartAsync(SidecarConfig.Parse(Config), models, Log, relay.UnixUri);
+        await using var second = await SidecarHost.StartAsync(SidecarConfig.Parse(Config), models, Log, relay.TcpUri);
+        await using var client = await FastRelayClient.ConnectAsync(relay.WebSocketUri);
+
+        var updates = await AskAsync(client, "one two three four five six seven eight nine ten");
+
+        Assert.Equal("You said: one two three four five six seven eight nine ten", Assert.Single(updates.OfType<JobResult>()).Text);
+        Assert.Empty(updates.OfType<JobRestarted>());
+        var worker = first.Stats.Started == 1 ? first : second;
+        await worker.Stats.WaitUntilAsync(s => s.Acknowledged == 1).Within();
+        // Never handed to the other sidecar (it would have waited on the KV lease and then found the job done) nor back
+        // to the same one.
+        Assert.Equal(1, first.Stats.Started + second.Stats.Started);
+        Assert.Equal(0, first.Stats.AlreadyDone + second.Stats.AlreadyDone);
+        Assert.Equal(0, first.Stats.Duplicates + second.Stats.Duplicates);
+        Assert.Equal((2, 0, 0), await relay.Engine.GetGroupStateAsync(0, "jobs.echo", "echo"));
+    }
+
+    [Fact]
     public async Task The_ask_command_prints_the_streamed_reply_and_exits_0()
     {
         await using var relay = TestRelay.Start();

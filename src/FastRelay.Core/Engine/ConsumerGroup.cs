@@ -283,6 +283,24 @@ internal sealed class ConsumerGroup
     }
 
     /// <summary>
+    /// The member holding (<paramref name="topic"/>, <paramref name="seq"/>) is still working on it: its lease starts
+    /// again from <paramref name="nowMs"/>. False when this member does not hold the event (as for an ACK).
+    /// </summary>
+    public bool Touch(Session session, TopicKey topic, ulong seq, long nowMs, long leaseMs, out ulong epoch)
+    {
+        ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(_inFlight, (topic, seq));
+        if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref entry) || !ReferenceEquals(entry.Member.Session, session))
+        {
+            epoch = 0;
+            return false;
+        }
+
+        entry.DeadlineMs = nowMs + leaseMs;
+        epoch = entry.Event.Epoch;
+        return true;
+    }
+
+    /// <summary>
     /// Lease expiry: events not acknowledged in time go to another member; after <paramref name="maxDeliveries"/>
     /// they are handed to <paramref name="deadLetter"/> (which takes the group's reference).
     /// </summary>

@@ -617,7 +617,9 @@ internal sealed class Shard : IDisposable
 
                 break;
             default:
-                if (group.Ack(session, command.Topic!, command.AckSeq, now, leaseMs, out ulong epoch))
+                if (command.InProgress
+                        ? group.Touch(session, command.Topic!, command.AckSeq, now, leaseMs, out ulong epoch)
+                        : group.Ack(session, command.Topic!, command.AckSeq, now, leaseMs, out epoch))
                 {
                     if (command.RequestId != 0)
                     {
@@ -686,7 +688,9 @@ internal sealed class Shard : IDisposable
 
                 break;
             default:
-                if (group is null || !group.Ack(session, key, command.AckSeq, now, leaseMs, out _))
+                if (group is null || !(command.InProgress
+                        ? group.Touch(session, key, command.AckSeq, now, leaseMs, out _)
+                        : group.Ack(session, key, command.AckSeq, now, leaseMs, out _)))
                 {
                     if (command.RequestId != 0)
                     {

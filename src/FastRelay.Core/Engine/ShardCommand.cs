@@ -56,6 +56,9 @@ internal struct ShardCommand
     public ulong ExpectedVersion;
     public bool HasExpectedVersion;
     public bool IfAbsent;
+
+    /// <summary>GROUP_ACK with the in-progress flag: extend the event's lease instead of finishing it.</summary>
+    public bool InProgress;
     public string? GroupName;
     public int Credits;
     public ulong AckSeq;

@@ -630,11 +630,12 @@ public sealed class Session
     {
         string topic = ack.Has(FieldMask.Topic) ? ack.TopicString : "";
         string group = System.Text.Encoding.UTF8.GetString(ack.Group.Span);
+        bool inProgress = ack.Has(FieldMask.Flags) && (ack.Flags & EventFlags.InProgress) != 0;
         if (ack.Has(FieldMask.Seq) && ack.Has(FieldMask.Topic))
         {
             if (_groups is not null && _groups.TryGetValue((topic, group), out var key))
             {
-                _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, Topic = key, Hash = key.Hash, GroupName = group, AckSeq = ack.Seq, RequestId = ack.RequestId });
+                _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, Topic = key, Hash = key.Hash, GroupName = group, AckSeq = ack.Seq, RequestId = ack.RequestId, InProgress = inProgress });
                 return;
             }
 
@@ -645,7 +646,7 @@ public sealed class Session
                     if (name == group && patternGroup.Pattern.Matches(ack.Topic.Span))
                     {
                         var concrete = TopicKey.Create(Tenant!.Id, ack.Topic.Span);
-                        patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, PatternGroup = patternGroup, Topic = concrete, AckSeq = ack.Seq, RequestId = ack.RequestId });
+                        patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, PatternGroup = patternGroup, Topic = concrete, AckSeq = ack.Seq, RequestId = ack.RequestId, InProgress = inProgress });
                         return;
                     }
                 }

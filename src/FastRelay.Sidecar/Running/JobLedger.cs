@@ -46,7 +46,9 @@ internal sealed class JobLedger(FastRelayClient client, JobSettings settings, st
     public TimeSpan RunningTtl => settings.Lease + RetainAfterLease;
 
     /// <summary>Takes the job, waiting while another live worker holds its lease.</summary>
-    public async Task<Claim> ClaimAsync(string key, CancellationToken ct)
+    /// <param name="whileWaiting">Runs before each wait for another worker's lease (the waiting worker keeps the relay's
+    /// lease on its own delivery alive, so the group does not count the wait as a failed delivery).</param>
+    public async Task<Claim> ClaimAsync(string key, CancellationToken ct, Func<Task>? whileWaiting = null)
     {
         while (true)
         {
@@ -88,6 +90,11 @@ internal sealed class JobLedger(FastRelayClient client, JobSettings settings, st
             {
                 // Another worker holds it and renews it while alive: look again when its lease would have run out.
                 TimeSpan wait = leaseLeft < settings.Lease ? leaseLeft : settings.Lease;
+                if (whileWaiting is not null)
+                {
+                    await whileWaiting().ConfigureAwait(false);
+                }
+
                 await Task.Delay(wait + TimeSpan.FromMilliseconds(20), ct).ConfigureAwait(false);
                 continue;
             }

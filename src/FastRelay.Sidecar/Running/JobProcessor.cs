@@ -92,7 +92,7 @@ internal sealed class JobProcessor
         Claim claim;
         try
         {
-            claim = await _ledger.ClaimAsync(key, abort).ConfigureAwait(false);
+            claim = await _ledger.ClaimAsync(key, abort, () => ExtendAllAsync(run)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
@@ -116,7 +116,7 @@ internal sealed class JobProcessor
         _stats.OnStarted();
         var clock = Stopwatch.StartNew();
         using var work = CancellationTokenSource.CreateLinkedTokenSource(abort);
-        var lease = new LeaseKeeper(_ledger, key, claim, work);
+        var lease = new LeaseKeeper(_ledger, key, claim, work, () => ExtendAllAsync(run));
         bool streams = reply is not null && _agent.Spec.Emits.Reply && _agent.Spec.Emits.Partials;
         ModelCallResult? result = null;
         try
@@ -299,6 +299,26 @@ internal sealed class JobProcessor
         _stats.OnAcknowledged();
     }
 
+    /// <summary>
+    /// Keeps the relay's lease on this job's deliveries alive while the job runs (GROUP_ACK in progress), so a job
+    /// longer than <c>Relay:Groups:Lease</c> is neither handed to another sidecar nor counted toward dead-lettering.
+    /// </summary>
+    private static async Task ExtendAllAsync(JobRun run)
+    {
+        foreach (Delivery delivery in run.Snapshot())
+        {
+            try
+            {
+                await delivery.Subscription.ExtendLeaseAsync(delivery.Event).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is FastRelayException or TimeoutException)
+            {
+                // 404: the relay no longer counts this delivery as ours (reconnect, or already handed on); the KV
+                // lease still decides who finishes the job.
+            }
+        }
+    }
+
     private static async Task AckAsync(Delivery delivery)
     {
         try
@@ -334,6 +354,14 @@ internal sealed class JobProcessor
 
                 _deliveries.Add(delivery);
                 return true;
+            }
+        }
+
+        public Delivery[] Snapshot()
+        {
+            lock (_deliveries)
+            {
+                return [.. _deliveries];
             }
         }
 

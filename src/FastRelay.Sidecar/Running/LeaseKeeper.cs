@@ -26,8 +26,12 @@ internal sealed class LeaseKeeper
     private volatile bool _lost;
     private int _stopped;
 
-    public LeaseKeeper(JobLedger ledger, string key, Claim claim, CancellationTokenSource work)
+    private readonly Func<Task>? _onRenewed;
+
+    /// <param name="onRenewed">Runs after every renewal (the worker extends the relay's lease on its deliveries).</param>
+    public LeaseKeeper(JobLedger ledger, string key, Claim claim, CancellationTokenSource work, Func<Task>? onRenewed = null)
     {
+        _onRenewed = onRenewed;
         _ledger = ledger;
         _key = key;
         _attempt = claim.Attempt;
@@ -94,6 +98,10 @@ internal sealed class LeaseKeeper
                 if (await _ledger.TryWriteAsync(_key, state, _ledger.RunningTtl, _version, stop.Token, _attempt).ConfigureAwait(false) is { } renewed)
                 {
                     _version = renewed;
+                    if (_onRenewed is not null)
+                    {
+                        await _onRenewed().ConfigureAwait(false);
+                    }
                 }
                 else
                 {

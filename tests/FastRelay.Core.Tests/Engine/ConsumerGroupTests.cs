@@ -109,6 +109,35 @@ public sealed class ConsumerGroupTests : IDisposable
     }
 
     [Fact]
+    public async Task A_member_that_reports_progress_keeps_its_event_past_the_lease_until_it_stops_reporting()
+    {
+        var a = await Member("a", 1);
+        var pub = await Publisher();
+        await pub.PublishAsync("jobs", [1]);
+        Assert.Equal([1UL], (await Drain(a)).Select(e => e.Seq));
+        var b = await Member("b", 1);
+
+        for (int round = 0; round < 3; round++)
+        {
+            Interlocked.Add(ref _nowMs, 20_000); // within the 30 s lease...
+            a.Send(new Envelope(FrameType.GroupAck).WithRequestId(10 + (ulong)round).WithTopic("jobs").WithGroup("workers").WithSeq(1).WithFlags(EventFlags.InProgress));
+            var reply = await a.ReceiveAsync();
+            Assert.Equal(FrameType.Ack, reply.Type); // ...a says it is still working: the lease starts again
+            Interlocked.Add(ref _nowMs, 20_000); // 40 s since the last report but one: past the original lease
+            await _engine.MaintainAsync();
+            Assert.Empty(await Drain(b));
+        }
+
+        Interlocked.Add(ref _nowMs, 30_001); // a goes quiet: the lease runs out and b gets the event
+        await _engine.MaintainAsync();
+        Assert.Equal([1UL], (await Drain(b)).Select(e => e.Seq));
+
+        // Progress on an event the member no longer holds is refused like a late ACK.
+        a.Send(new Envelope(FrameType.GroupAck).WithRequestId(20).WithTopic("jobs").WithGroup("workers").WithSeq(1).WithFlags(EventFlags.InProgress));
+        Assert.Equal(ErrorCode.NotFound, (await a.ReceiveAsync()).ErrorCode);
+    }
+
+    [Fact]
     public async Task A_member_that_disconnects_mid_job_has_its_events_redelivered()
     {
         var doomed = await Member("doomed", 5);
