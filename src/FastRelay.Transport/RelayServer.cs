@@ -114,7 +114,9 @@ public sealed class RelayServer : IAsyncDisposable
             while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
             {
                 long now = Environment.TickCount64;
-                foreach (var connection in _connections.Keys)
+                // Enumerating the dictionary itself takes no lock and copies nothing; `.Keys` would lock every bucket and
+                // allocate an array of all connections once a second (40 KB/s at 5,000 connections).
+                foreach (var (connection, _) in _connections)
                 {
                     connection.CheckIdle(now, keepAlive, idle);
                 }
