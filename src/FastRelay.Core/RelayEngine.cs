@@ -71,6 +71,12 @@ public sealed class RelayEngine : IDisposable
     /// <summary>BACKOFF frames sent because a shard inbox was full.</summary>
     public long Backoffs => Volatile.Read(ref _backoffs);
 
+    /// <summary>Bytes of retained events (history for resume) on all shards.</summary>
+    public long RetainedBytes => _shards.Sum(s => s.RetainedBytes);
+
+    /// <summary>Retained events dropped to keep within <c>Retention:MaxBytes</c>.</summary>
+    public long RetentionEvicted => _shards.Sum(s => s.RetentionEvicted);
+
     /// <summary>ERROR frames sent.</summary>
     public long Errors => Volatile.Read(ref _errors);
 

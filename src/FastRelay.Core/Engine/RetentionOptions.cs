@@ -11,6 +11,14 @@ public sealed class RetentionOptions
     /// <summary>Age after which an event leaves the retention window.</summary>
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Bytes of retained events the whole node may hold (split evenly over the shards; 0 = no node-wide bound). Past it
+    /// each shard drops the oldest retained event of its topics in turn, so history shrinks across every topic instead
+    /// of memory growing with the number of topics. Resuming from a dropped position gets NOT_RECOVERED, as after
+    /// MaxEvents or MaxAge.
+    /// </summary>
+    public long MaxBytes { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>Overrides for topics matching a pattern, e.g. { Pattern = "ticks.>", MaxEvents = 0 }.</summary>
     public List<RetentionRule> Rules { get; set; } = [];
 
@@ -32,6 +40,11 @@ public sealed class RetentionOptions
         if (MaxEvents is < 0 or > 1_000_000)
         {
             throw new ArgumentException($"Retention:MaxEvents = {MaxEvents} is invalid: must be 0..1000000.");
+        }
+
+        if (MaxBytes < 0)
+        {
+            throw new ArgumentException($"Retention:MaxBytes = {MaxBytes} is invalid: must be 0 (no bound) or positive.");
         }
 
         if (MaxAge <= TimeSpan.Zero)

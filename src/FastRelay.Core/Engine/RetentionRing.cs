@@ -31,6 +31,9 @@ internal sealed class RetentionRing
 
     public int Count => _count;
 
+    /// <summary>Bytes of the retained frames.</summary>
+    public long Bytes { get; private set; }
+
     /// <summary>Seq of the oldest retained event (valid when <see cref="Count"/> &gt; 0).</summary>
     public ulong FirstSeq => _entries[_head].Frame.Seq;
 
@@ -57,6 +60,7 @@ internal sealed class RetentionRing
         frame.AddRef();
         _entries[(_head + _count) % _entries.Length] = new Entry { Frame = frame, AddedAtMs = nowMs };
         _count++;
+        Bytes += frame.Length;
     }
 
     /// <summary>Drops events older than the age limit; returns how many were dropped.</summary>
@@ -100,9 +104,22 @@ internal sealed class RetentionRing
         }
     }
 
+    /// <summary>Drops the oldest retained event (a node-wide memory bound); false when there is none.</summary>
+    public bool TryDropOldest()
+    {
+        if (_count == 0)
+        {
+            return false;
+        }
+
+        DropOldest();
+        return true;
+    }
+
     private void DropOldest()
     {
         ref var entry = ref _entries[_head];
+        Bytes -= entry.Frame.Length;
         entry.Frame.Release();
         entry = default;
         _head = (_head + 1) % _entries.Length;

@@ -38,6 +38,11 @@ internal sealed class Shard : IDisposable
     private readonly List<TenantLane> _activeLanes = [];
     private int _laneCursor;
     private long _laneRejections;
+    private long _retainedBytes;
+    private readonly long _retentionBudget;
+    private readonly List<TopicStream> _retaining = [];
+    private int _retentionSweep;
+    private long _retentionEvicted;
     private long _deadLettersLost;
     private int _patternVersion;
     private readonly RetentionOptions _retention;
@@ -57,6 +62,7 @@ internal sealed class Shard : IDisposable
         _groupOptions = engine.Options.Groups;
         _deadLetter = DeadLetter;
         _dedup = new DedupTable(engine.Options.Dedup.MaxEntriesPerShard, (long)engine.Options.Dedup.Window.TotalMilliseconds);
+        _retentionBudget = _retention.MaxBytes <= 0 ? long.MaxValue : Math.Max(1, _retention.MaxBytes / Math.Max(1, engine.ShardCount));
         _thread = new Thread(Run) { IsBackground = true, Name = $"fastrelay-shard-{index}" };
     }
 
@@ -77,6 +83,12 @@ internal sealed class Shard : IDisposable
 
     /// <summary>Publishes refused because their tenant's lane on this shard was full.</summary>
     public long LaneRejections => Volatile.Read(ref _laneRejections);
+
+    /// <summary>Retained events dropped to keep the shard within its share of <c>Retention:MaxBytes</c>.</summary>
+    public long RetentionEvicted => Volatile.Read(ref _retentionEvicted);
+
+    /// <summary>Bytes of retained events on this shard (written by the shard thread).</summary>
+    public long RetainedBytes => Volatile.Read(ref _retainedBytes);
 
 
     private int _topicCount;
@@ -421,7 +433,13 @@ internal sealed class Shard : IDisposable
         ulong seq = stream.Next();
         frame.StampSequence(stream.Epoch, seq);
         long now = Environment.TickCount64;
+        long retainedBefore = stream.Retention.Bytes;
         stream.Retention.Append(frame, now);
+        if (stream.Retention.Bytes != retainedBefore)
+        {
+            Retained(stream, stream.Retention.Bytes - retainedBefore);
+        }
+
         if (command.HasDedupKey)
         {
             _dedup.Add(command.DedupKey, stream.Epoch, seq, now);
@@ -969,6 +987,66 @@ internal sealed class Shard : IDisposable
         return seq == stream.Seq || (stream.Retention.Count > 0 && stream.Retention.FirstSeq <= seq + 1);
     }
 
+    /// <summary>Accounts for a change of a topic's retained bytes and keeps the shard within its retention budget.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Retained(TopicStream stream, long delta)
+    {
+        Volatile.Write(ref _retainedBytes, _retainedBytes + delta);
+        if (stream.RetainingIndex < 0 && stream.Retention.Count > 0)
+        {
+            stream.RetainingIndex = _retaining.Count;
+            _retaining.Add(stream);
+        }
+
+        if (_retainedBytes > _retentionBudget)
+        {
+            EvictRetention();
+        }
+    }
+
+    /// <summary>
+    /// Over budget: drop the oldest retained event of each retaining topic in turn (a clock sweep over the topics)
+    /// until the shard is within budget. Every topic loses history at the same pace, however many there are.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EvictRetention()
+    {
+        while (_retainedBytes > _retentionBudget && _retaining.Count > 0)
+        {
+            if (_retentionSweep >= _retaining.Count)
+            {
+                _retentionSweep = 0;
+            }
+
+            var stream = _retaining[_retentionSweep];
+            long before = stream.Retention.Bytes;
+            if (stream.Retention.TryDropOldest())
+            {
+                Volatile.Write(ref _retainedBytes, _retainedBytes + (stream.Retention.Bytes - before));
+                Volatile.Write(ref _retentionEvicted, _retentionEvicted + 1);
+            }
+
+            if (stream.Retention.Count == 0)
+            {
+                Untrack(stream); // the last topic moves into this slot: look at it next
+            }
+            else
+            {
+                _retentionSweep++;
+            }
+        }
+    }
+
+    private void Untrack(TopicStream stream)
+    {
+        int index = stream.RetainingIndex;
+        var last = _retaining[^1];
+        _retaining[index] = last;
+        last.RetainingIndex = index;
+        _retaining.RemoveAt(_retaining.Count - 1);
+        stream.RetainingIndex = -1;
+    }
+
     /// <summary>Ages out retention and dedup entries; forgets topics with no subscribers and no history (new epoch if they return).</summary>
     internal void Maintain(long nowMs)
     {
@@ -977,7 +1055,14 @@ internal sealed class Shard : IDisposable
         _kv.Expire(_engine.ClockMs());
         foreach (var (key, stream) in _topics)
         {
+            long retainedBefore = stream.Retention.Bytes;
             stream.Retention.Trim(nowMs);
+            Volatile.Write(ref _retainedBytes, _retainedBytes + (stream.Retention.Bytes - retainedBefore));
+            if (stream.Retention.Count == 0 && stream.RetainingIndex >= 0)
+            {
+                Untrack(stream);
+            }
+
             // A topic a pattern group consumes is kept: its seqs must not restart while the group may hold (topic, seq).
             if (stream.SubscriberCount == 0 && stream.Retention.Count == 0 && stream.Groups is null && PatternGroupsOf(stream).Length == 0)
             {

@@ -61,7 +61,7 @@ public static class SystemTopics
         var process = System.Diagnostics.Process.GetCurrentProcess();
         var buffer = new ArrayBufferWriter<byte>(512);
         var w = new MessagePackWriter(buffer);
-        w.WriteMapHeader(14);
+        w.WriteMapHeader(16);
         w.Write("node"); w.Write(node);
         w.Write("uptime_ms"); w.Write(uptimeMs);
         w.Write("sessions"); w.Write(engine.SessionsOpen);
@@ -71,6 +71,8 @@ public static class SystemTopics
         w.Write("backoffs"); w.Write(engine.Backoffs);
         w.Write("errors"); w.Write(engine.Errors);
         w.Write("slow_consumers"); w.Write(engine.SlowConsumers);
+        w.Write("retained_bytes"); w.Write(engine.RetainedBytes);
+        w.Write("retention_evicted"); w.Write(engine.RetentionEvicted);
         w.Write("gc_allocated_bytes"); w.Write(GC.GetTotalAllocatedBytes(precise: false));
         w.Write("gc_gen0"); w.Write(GC.CollectionCount(0));
         w.Write("gc_gen1"); w.Write(GC.CollectionCount(1));

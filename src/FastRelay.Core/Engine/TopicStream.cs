@@ -7,6 +7,9 @@ namespace FastRelay.Core.Engine;
 /// </summary>
 internal sealed class TopicStream
 {
+    /// <summary>Position in the shard's list of topics holding retained events (-1: not in it). Shard thread only.</summary>
+    internal int RetainingIndex = -1;
+
     private Session[] _subscribers = [];
     private byte[]?[] _infos = [];
     private int _count;
