@@ -290,10 +290,16 @@ public sealed class ResilientModelCallerTests : IAsyncLifetime
     [Fact]
     public async Task A_slow_reader_of_partials_is_not_mistaken_for_a_stalled_model()
     {
-        // The idle timer runs only while waiting on the model, not while the worker publishes a partial.
+        // The idle timer runs only while waiting on the model, not while the worker publishes a partial: the worker
+        // takes three idle timeouts over each partial (on a manual clock, so the idle timer fires if it is armed).
+        var clock = new ManualTimeProvider();
         var target = new ModelTarget("scripted", new ScriptedModel(["one two three"]), new ModelPrompt("s"), Fast with { IdleTimeout = TimeSpan.FromMilliseconds(100) });
 
-        var (_, result) = await Collect.CallAsync(Caller(target), "q", onPartial: _ => Task.Delay(300));
+        var (_, result) = await Collect.CallAsync(new ResilientModelCaller([target], clock), "q", onPartial: _ =>
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(300));
+            return Task.CompletedTask;
+        });
 
         Assert.False(result.Degraded, result.Error);
         Assert.Equal("one two three", result.Text);
