@@ -4,52 +4,12 @@ using FastRelay.Protocol;
 
 namespace FastRelay.Core.Tests.Engine;
 
-public sealed class ConsumerGroupTests : IDisposable
+public sealed class ConsumerGroupTests() : GroupTestBase(shards: 2, pendingCapacity: 20)
 {
-    private long _nowMs = 5_000_000;
-    private readonly RelayEngine _engine = new(new RelayOptions
-    {
-        Shards = 2,
-        Groups = new GroupOptions { Lease = TimeSpan.FromSeconds(30), MaxDeliveries = 2, PendingCapacity = 20 },
-    });
-
-    public ConsumerGroupTests() => _engine.ClockMs = () => Interlocked.Read(ref _nowMs);
-
-    public void Dispose() => _engine.Dispose();
-
-    private async Task<InProcessClient> Member(string id, uint credits)
-    {
-        var c = new InProcessClient(_engine, id);
-        await c.HelloAsync(clientId: id);
-        c.Send(new Envelope(FrameType.Sub).WithRequestId(c.NextRequestId()).WithTopic("jobs").WithGroup("workers").WithCredits(credits));
-        var ack = await c.ReceiveAsync();
-        Assert.Equal(FrameType.Ack, ack.Type);
-        return c;
-    }
+    private Task<InProcessClient> Member(string id, uint credits) => JoinAsync(id, credits, "jobs");
 
     private static void Ack(InProcessClient c, ulong seq) =>
         c.Send(new Envelope(FrameType.GroupAck).WithTopic("jobs").WithGroup("workers").WithSeq(seq));
-
-    private async Task<InProcessClient> Publisher()
-    {
-        var p = new InProcessClient(_engine, "publisher");
-        await p.HelloAsync(clientId: "publisher");
-        return p;
-    }
-
-    /// <summary>Every EVENT queued for the client right now (after a barrier on the topic's shard).</summary>
-    private async Task<List<Received>> Drain(InProcessClient c)
-    {
-        await _engine.QuiesceAsync();
-        var events = new List<Received>();
-        while (c.Session.Outbox.TryDequeue(out var frame))
-        {
-            events.Add(Received.Decode(frame.Span));
-            frame.Release();
-        }
-
-        return events;
-    }
 
     [Fact]
     public async Task Each_event_goes_to_exactly_one_member_spread_over_all_of_them()

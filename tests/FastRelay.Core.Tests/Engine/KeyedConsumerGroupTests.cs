@@ -5,37 +5,12 @@ using FastRelay.Protocol;
 namespace FastRelay.Core.Tests.Engine;
 
 /// <summary>Per-key order in consumer groups: events of one key go out one at a time, in publish order.</summary>
-public sealed class KeyedConsumerGroupTests : IDisposable
+public sealed class KeyedConsumerGroupTests() : GroupTestBase(shards: 2, pendingCapacity: 20)
 {
-    private long _nowMs = 5_000_000;
-    private readonly RelayEngine _engine = new(new RelayOptions
-    {
-        Shards = 2,
-        Groups = new GroupOptions { Lease = TimeSpan.FromSeconds(30), MaxDeliveries = 2, PendingCapacity = 20 },
-    });
-
-    public KeyedConsumerGroupTests() => _engine.ClockMs = () => Interlocked.Read(ref _nowMs);
-
-    public void Dispose() => _engine.Dispose();
-
-    private async Task<InProcessClient> Member(string id, uint credits, string topic = "jobs")
-    {
-        var c = new InProcessClient(_engine, id);
-        await c.HelloAsync(clientId: id);
-        c.Send(new Envelope(FrameType.Sub).WithRequestId(c.NextRequestId()).WithTopic(topic).WithGroup("workers").WithCredits(credits));
-        Assert.Equal(FrameType.Ack, (await c.ReceiveAsync()).Type);
-        return c;
-    }
+    private Task<InProcessClient> Member(string id, uint credits, string topic = "jobs") => JoinAsync(id, credits, topic);
 
     private static void Ack(InProcessClient c, Received e) =>
         c.Send(new Envelope(FrameType.GroupAck).WithTopic(e.Topic!).WithGroup("workers").WithSeq(e.Seq));
-
-    private async Task<InProcessClient> Publisher()
-    {
-        var p = new InProcessClient(_engine, "publisher");
-        await p.HelloAsync(clientId: "publisher");
-        return p;
-    }
 
     private static async Task<Received> Publish(InProcessClient p, string? key, string payload, string topic = "jobs")
     {
@@ -47,20 +22,6 @@ public sealed class KeyedConsumerGroupTests : IDisposable
 
         p.Send(pub);
         return await p.ReceiveAsync();
-    }
-
-    /// <summary>Every EVENT queued for the client right now (after a barrier on every shard).</summary>
-    private async Task<List<Received>> Drain(InProcessClient c)
-    {
-        await _engine.QuiesceAsync();
-        var events = new List<Received>();
-        while (c.Session.Outbox.TryDequeue(out var frame))
-        {
-            events.Add(Received.Decode(frame.Span));
-            frame.Release();
-        }
-
-        return events;
     }
 
     private static string Text(Received e) => Encoding.UTF8.GetString(e.Payload);

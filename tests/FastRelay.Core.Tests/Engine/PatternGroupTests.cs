@@ -5,19 +5,8 @@ using FastRelay.Protocol;
 
 namespace FastRelay.Core.Tests.Engine;
 
-public sealed class PatternGroupTests : IDisposable
+public sealed class PatternGroupTests() : GroupTestBase(shards: 4, pendingCapacity: 8)
 {
-    private long _nowMs = 5_000_000;
-    private readonly RelayEngine _engine = new(new RelayOptions
-    {
-        Shards = 4,
-        Groups = new GroupOptions { Lease = TimeSpan.FromSeconds(30), MaxDeliveries = 2, PendingCapacity = 8 },
-    });
-
-    public PatternGroupTests() => _engine.ClockMs = () => Interlocked.Read(ref _nowMs);
-
-    public void Dispose() => _engine.Dispose();
-
     /// <summary>Two topics under "jobs." that live on different shards.</summary>
     private (string A, string B) TwoShardTopics()
     {
@@ -33,41 +22,13 @@ public sealed class PatternGroupTests : IDisposable
         }
     }
 
-    private async Task<InProcessClient> Member(string id, uint credits, string pattern = "jobs.*", string group = "workers")
-    {
-        var c = new InProcessClient(_engine, id);
-        await c.HelloAsync(clientId: id);
-        c.Send(new Envelope(FrameType.Sub).WithRequestId(c.NextRequestId()).WithTopic(pattern).WithGroup(group).WithCredits(credits));
-        var ack = await c.ReceiveAsync();
-        Assert.Equal(FrameType.Ack, ack.Type);
-        Assert.Equal(pattern, ack.Topic);
-        return c;
-    }
+    private Task<InProcessClient> Member(string id, uint credits, string pattern = "jobs.*", string group = "workers") =>
+        JoinAsync(id, credits, pattern, group);
 
     private static async Task<Received> Ack(InProcessClient c, string topic, ulong seq, string group = "workers")
     {
         c.Send(new Envelope(FrameType.GroupAck).WithRequestId(c.NextRequestId()).WithTopic(topic).WithGroup(group).WithSeq(seq));
         return await c.ReceiveAsync();
-    }
-
-    private async Task<InProcessClient> Publisher()
-    {
-        var p = new InProcessClient(_engine, "publisher");
-        await p.HelloAsync(clientId: "publisher");
-        return p;
-    }
-
-    private async Task<List<Received>> Drain(InProcessClient c)
-    {
-        await _engine.QuiesceAsync();
-        var events = new List<Received>();
-        while (c.Session.Outbox.TryDequeue(out var frame))
-        {
-            events.Add(Received.Decode(frame.Span));
-            frame.Release();
-        }
-
-        return events;
     }
 
     [Fact]
