@@ -1056,11 +1056,13 @@ internal sealed class Shard : IDisposable
         foreach (var (key, stream) in _topics)
         {
             long retainedBefore = stream.Retention.Bytes;
-            stream.Retention.Trim(nowMs);
-            Volatile.Write(ref _retainedBytes, _retainedBytes + (stream.Retention.Bytes - retainedBefore));
-            if (stream.Retention.Count == 0 && stream.RetainingIndex >= 0)
+            if (stream.Retention.Trim(nowMs) > 0)
             {
-                Untrack(stream);
+                Volatile.Write(ref _retainedBytes, _retainedBytes + (stream.Retention.Bytes - retainedBefore));
+                if (stream.Retention.Count == 0 && stream.RetainingIndex >= 0)
+                {
+                    Untrack(stream);
+                }
             }
 
             // A topic a pattern group consumes is kept: its seqs must not restart while the group may hold (topic, seq).
