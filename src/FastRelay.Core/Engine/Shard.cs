@@ -918,7 +918,10 @@ internal sealed class Shard : IDisposable
             session.SendSubscribed(FrameType.NotRecovered, command.RequestId, key, stream.Epoch, stream.Seq);
         }
 
-        if (stream.AddSubscriber(session, command.Info) && stream.AnnouncesPresence)
+        // One join per client id: a reconnecting client whose old connection is not torn down yet is already
+        // present (a join is still announced if it comes back with different presence info).
+        if (stream.AddSubscriber(session, command.Info) && stream.AnnouncesPresence
+            && !stream.HasOtherSessionOf(session, session.ClientIdUtf8, sameInfo: true, command.Info))
         {
             Announce(stream, session, EventFlags.Join, command.Info);
         }
@@ -1080,8 +1083,10 @@ internal sealed class Shard : IDisposable
         var key = command.Topic!;
         if (_lookup.TryGetValue(new TopicRef(key.Tenant, key.Utf8, key.Hash), out var stream)
             && stream.RemoveSubscriber(command.Session, out var info)
-            && stream.AnnouncesPresence)
+            && stream.AnnouncesPresence
+            && !stream.HasOtherSessionOf(command.Session, command.Session.ClientIdUtf8))
         {
+            // The client id leaves only with its last connection on the topic.
             Announce(stream, command.Session, EventFlags.Leave, info);
         }
 

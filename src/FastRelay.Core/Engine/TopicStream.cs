@@ -85,6 +85,29 @@ internal sealed class TopicStream
 
     public ulong Next() => ++Seq;
 
+    /// <summary>
+    /// Whether a subscriber other than <paramref name="except"/> has the same client id (and, when
+    /// <paramref name="sameInfo"/> is set, the same presence info). Presence is per client id, not per connection:
+    /// a client reconnecting under its id may subscribe before its old connection's teardown reaches the shard.
+    /// Linear, and only called for topics that announce presence, where each change is a broadcast to every
+    /// subscriber anyway.
+    /// </summary>
+    public bool HasOtherSessionOf(Session except, byte[] clientId, bool sameInfo = false, byte[]? info = null)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            var other = _subscribers[i];
+            if (!ReferenceEquals(other, except)
+                && other.ClientIdUtf8.AsSpan().SequenceEqual(clientId)
+                && (!sameInfo || _infos[i].AsSpan().SequenceEqual(info)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public bool AddSubscriber(Session session, byte[]? info = null)
     {
         for (int i = 0; i < _count; i++)

@@ -172,8 +172,9 @@ public sealed class EngineTests : IDisposable
                 {
                     BinaryPrimitives.WriteInt32BigEndian(payload, p);
                     BinaryPrimitives.WriteInt32BigEndian(payload.AsSpan(4), i);
-                    // Fire-and-forget publishes: nothing waits, so the shards see real interleaving.
-                    client.Send(new Envelope(FrameType.Pub).WithTopic($"orders.{t}").WithPayload(payload));
+                    // Four publishers at once, so the shards see real interleaving; a BACKOFF is retried, so
+                    // every (publisher, i) is sequenced exactly once and in order.
+                    await client.PublishAcceptedAsync(new Envelope(FrameType.Pub).WithTopic($"orders.{t}").WithPayload(payload));
                 }
             }
         })).ToArray();

@@ -62,6 +62,27 @@ internal sealed class InProcessClient
         return await ReceiveAsync();
     }
 
+    /// <summary>
+    /// Publishes and waits for the ACK, sending again after a BACKOFF (a full shard inbox or tenant lane under a
+    /// flood): every call sequences exactly one event, so a test may count on seq and payload staying in step.
+    /// The client must not be subscribed to anything (its next frame is taken as the reply).
+    /// </summary>
+    public async Task<Received> PublishAcceptedAsync(Envelope pub)
+    {
+        while (true)
+        {
+            Send(pub.WithRequestId(NextRequestId()));
+            var reply = await ReceiveAsync();
+            if (reply.Type != FrameType.Backoff)
+            {
+                Assert.Equal(FrameType.Ack, reply.Type);
+                return reply;
+            }
+
+            await Task.Yield();
+        }
+    }
+
     /// <summary>Next frame from the outbox, decoded into an owned copy; fails the test after the timeout.</summary>
     public async Task<Received> ReceiveAsync(TimeSpan? timeout = null)
     {

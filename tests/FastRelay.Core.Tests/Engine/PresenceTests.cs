@@ -77,6 +77,53 @@ public sealed class PresenceTests : IDisposable
     }
 
     [Fact]
+    public async Task A_client_id_on_two_connections_joins_once_and_leaves_with_its_last_connection()
+    {
+        var observer = await Connected("observer");
+        await Join(observer, "rooms.hall", "obs");
+        Assert.True((await observer.ReceiveAsync()).Flags.HasFlag(EventFlags.Join)); // its own join
+
+        // erin's connection drops and she reconnects; the new SUB reaches the shard before the old teardown.
+        var erinOld = await Connected("erin");
+        await Join(erinOld, "rooms.hall", "erin@desk");
+        var joined = await observer.ReceiveAsync();
+        Assert.Equal(("erin", EventFlags.Join), (joined.ClientId, joined.Flags));
+        var erinNew = await Connected("erin");
+        Assert.Equal(FrameType.Ack, (await Join(erinNew, "rooms.hall", "erin@desk")).Type);
+        erinOld.Session.OnTransportClosed();
+
+        // Same id, same info: no second join, and the old connection's teardown is no leave (checked below: the
+        // observer's next frames are one leave and then the next event). The last connection leaves: exactly one leave, and the next frame is the topic's next event.
+        erinNew.Send(new Envelope(FrameType.Unsub).WithRequestId(7).WithTopic("rooms.hall"));
+        Assert.Equal(FrameType.Ack, (await erinNew.ReceiveAsync()).Type);
+        var left = await observer.ReceiveAsync();
+        Assert.Equal(FrameType.Presence, left.Type);
+        Assert.Equal(("erin", EventFlags.Leave), (left.ClientId, left.Flags));
+        var publisher = await Connected("publisher");
+        await publisher.PublishAsync("rooms.hall", [42]);
+        var next = await observer.ReceiveAsync();
+        Assert.Equal(FrameType.Event, next.Type);
+        Assert.Equal([42], next.Payload);
+        Assert.Equal([("observer", "obs")], await ListAsync(publisher, "rooms.hall"));
+    }
+
+    [Fact]
+    public async Task A_client_id_back_with_different_info_is_announced_again()
+    {
+        var observer = await Connected("observer");
+        await Join(observer, "rooms.desk", "obs");
+        await observer.ReceiveAsync(); // its own join
+        var first = await Connected("frank");
+        await Join(first, "rooms.desk", "frank@laptop");
+        Assert.Equal("frank@laptop", Encoding.UTF8.GetString((await observer.ReceiveAsync()).Payload));
+
+        var second = await Connected("frank");
+        await Join(second, "rooms.desk", "frank@phone");
+        var again = await observer.ReceiveAsync();
+        Assert.Equal(("frank", EventFlags.Join, "frank@phone"), (again.ClientId, again.Flags, Encoding.UTF8.GetString(again.Payload)));
+    }
+
+    [Fact]
     public async Task Topics_outside_the_presence_patterns_list_members_but_announce_nothing()
     {
         var a = await Connected("a");

@@ -82,7 +82,8 @@ public sealed class ResumeAndDedupTests
                 }
 
                 BinaryPrimitives.WriteInt64BigEndian(payload, n);
-                pub.Send(new Envelope(FrameType.Pub).WithTopic("seam").WithPayload(payload));
+                // Every number is sequenced exactly once (a BACKOFF under the flood is retried), so seq == n.
+                await pub.PublishAcceptedAsync(new Envelope(FrameType.Pub).WithTopic("seam").WithPayload(payload));
             }
         });
 
