@@ -283,8 +283,9 @@ public sealed partial class FastRelayClient
     }
 
     /// <summary>
-    /// Asks the server for the events a live stream skipped: UNSUB, then SUB {topic, epoch, last seq} (a resuming SUB for
-    /// a topic still subscribed is refused with 429). The route drops events until the reply; RECOVERED replays the gap.
+    /// Asks the server for the events a live stream skipped: SUB {topic, epoch, last seq} on the live subscription, which
+    /// the server replays into (the subscription and its presence stay). The route drops events until the reply;
+    /// RECOVERED replays the gap, and the events the route dropped meanwhile come again in the replay.
     /// False when the route is no longer this connection's (the caller then reports the gap).
     /// </summary>
     private bool TryStartRepair(ClientConnection connection, TopicRoute route)
@@ -297,9 +298,6 @@ public sealed partial class FastRelayClient
             }
 
             route.Resuming = true;
-            var unsub = new AckRequest(connection.Pending.NextId(), $"UNSUB from '{route.Topic}' (gap repair)");
-            Observe(connection.Enqueue(unsub, EncodeControl(new Envelope(FrameType.Unsub).WithRequestId(unsub.RequestId).WithTopic(route.Topic)),
-                holdsSlot: false, CancellationToken.None));
             Observe(SendResume(connection, route));
             return true;
         }

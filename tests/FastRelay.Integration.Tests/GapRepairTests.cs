@@ -7,7 +7,7 @@ namespace FastRelay.Integration.Tests;
 /// <summary>
 /// Gap repair in a live stream through the real server: the client discards some EVENT frames on arrival (as if the
 /// server had dropped droppable events for a slow consumer), sees the seq jump, and resumes the topic in place
-/// (UNSUB, then SUB from its last seq): RECOVERED replays the gap and later duplicates are dropped.
+/// (a resuming SUB on the live subscription): RECOVERED replays the gap and later duplicates are dropped.
 /// </summary>
 public sealed class GapRepairTests
 {
@@ -45,6 +45,48 @@ public sealed class GapRepairTests
         var marker = await writer.PublishAsync("ticks.eurusd", BitConverter.GetBytes(0));
         Assert.Equal(marker.Seq, (await subscription.NextAsync()).Seq);
     }
+
+    [Fact]
+    public async Task A_gap_repair_on_a_presence_topic_keeps_the_subscription_and_announces_no_leave_or_join()
+    {
+        await using var relay = TestRelay.Start(o =>
+        {
+            o.Presence.Patterns = ["rooms.>"];
+            o.Retention.MaxEvents = 1_000;
+        });
+        await using var observer = await FastRelayClient.ConnectAsync(relay.TcpUri, new FastRelayClientOptions { ClientId = "observer" });
+        var watching = await observer.SubscribeAsync("rooms.chat");
+        Assert.Equal(("observer", PresenceChangeKind.Joined), Change(await watching.NextPresenceAsync()));
+        await using var reader = await FastRelayClient.ConnectAsync(relay.TcpUri, new FastRelayClientOptions { ClientId = "reader" });
+        var subscription = await reader.SubscribeAsync("rooms.chat", new SubscribeOptions { PresenceInfo = "r"u8.ToArray() });
+        Assert.Equal(("reader", PresenceChangeKind.Joined), Change(await watching.NextPresenceAsync()));
+        var discarded = new HashSet<ulong>(); // touched by the receive loop only
+        reader.InterceptEnvelopeForTest = bytes =>
+        {
+            EnvelopeCodec.TryDecode(bytes, out var e, out _);
+            return e.Type == FrameType.Event && e.Seq is >= 5 and < 8 && discarded.Add(e.Seq); // lose 5..7 once
+        };
+
+        await using var writer = await FastRelayClient.ConnectAsync(relay.TcpUri, new FastRelayClientOptions { ClientId = "writer" });
+        for (int i = 1; i <= 20; i++)
+        {
+            await writer.PublishAsync("rooms.chat", BitConverter.GetBytes(i));
+        }
+
+        var events = await subscription.TakeAsync(20);
+        Assert.Equal(3, discarded.Count);
+        Assert.Equal(Enumerable.Range(1, 20).Select(i => (ulong)i), events.Select(e => e.Seq));
+
+        // The repair replayed into the live subscription: the observer saw no leave/join of the reader, so the next
+        // presence change it gets is a later client's join.
+        await using var late = await FastRelayClient.ConnectAsync(relay.TcpUri, new FastRelayClientOptions { ClientId = "late" });
+        await late.SubscribeAsync("rooms.chat");
+        Assert.Equal(("late", PresenceChangeKind.Joined), Change(await watching.NextPresenceAsync()));
+        Assert.Equal(["late", "observer", "reader"], (await observer.GetPresenceAsync("rooms.chat").Within()).Select(m => m.ClientId).Order(StringComparer.Ordinal));
+        Assert.Equal(0, subscription.NotRecoveredCount);
+    }
+
+    private static (string, PresenceChangeKind) Change(PresenceChange change) => (change.ClientId, change.Kind);
 
     [Fact]
     public async Task Droppable_events_the_server_dropped_for_a_stalled_reader_are_fetched_again_from_retention()

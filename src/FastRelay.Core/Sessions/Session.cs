@@ -364,15 +364,28 @@ public sealed class Session
         bool resume = sub.Has(FieldMask.Seq);
         if (_subscriptions.TryGetValue(name, out var existing))
         {
-            if (resume)
+            if (resume && !sub.Has(FieldMask.Epoch))
             {
-                SendError(sub.RequestId, ErrorCode.LimitExceeded, $"already subscribed to '{name}': resume applies to a new subscription");
+                SendError(sub.RequestId, ErrorCode.BadFrame, "resuming needs both field 3 (epoch) and field 4 (seq)");
                 return;
             }
 
             // A second subscription to the same topic on one connection (two consumers in one client) is
             // acknowledged with the current position; the connection still receives each event once.
-            _engine.ShardFor(existing.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Subscribe, Session = this, Topic = existing, Hash = existing.Hash, RequestId = sub.RequestId });
+            // A resuming SUB on a live subscription (a client repairing a gap) replays into it: RECOVERED and the
+            // events after its seq, then the live ones, from the topic's shard thread, so no gap and no duplicate at
+            // the seam; the subscription (and its presence) stays as it is.
+            _engine.ShardFor(existing.Hash).Post(new ShardCommand
+            {
+                Kind = ShardCommandKind.Subscribe,
+                Session = this,
+                Topic = existing,
+                Hash = existing.Hash,
+                RequestId = sub.RequestId,
+                Resume = resume,
+                SinceEpoch = sub.Epoch,
+                SinceSeq = sub.Seq,
+            });
             return;
         }
 

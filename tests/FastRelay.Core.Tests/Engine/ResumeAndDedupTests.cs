@@ -118,6 +118,47 @@ public sealed class ResumeAndDedupTests
     }
 
     [Fact]
+    public async Task Resume_on_a_live_subscription_replays_into_it_and_keeps_it()
+    {
+        using var engine = Engine();
+        var pub = await Connected(engine, "writer");
+        var sub = await Connected(engine);
+        var subscribed = await sub.SubscribeAsync("live");
+        for (int i = 1; i <= 5; i++)
+        {
+            await pub.PublishAsync("live", [(byte)i]);
+        }
+
+        for (ulong seq = 1; seq <= 5; seq++)
+        {
+            Assert.Equal(seq, (await sub.ReceiveAsync()).Seq);
+        }
+
+        // The client lost 3..5 on its side and asks again from 2, without unsubscribing.
+        sub.Send(Resume(21, "live", subscribed.Epoch, 2));
+        var reply = await sub.ReceiveAsync();
+        Assert.Equal((FrameType.Recovered, 21UL, 5UL), (reply.Type, reply.RequestId, reply.Seq));
+        for (ulong seq = 3; seq <= 5; seq++)
+        {
+            var replayed = await sub.ReceiveAsync();
+            Assert.Equal((FrameType.Event, seq), (replayed.Type, replayed.Seq));
+        }
+
+        // Still one subscription: the next event comes once.
+        await pub.PublishAsync("live", [6]);
+        Assert.Equal(6UL, (await sub.ReceiveAsync()).Seq);
+        sub.Send(new Envelope(FrameType.Ping).WithRequestId(22));
+        Assert.Equal(FrameType.Pong, (await sub.ReceiveAsync()).Type);
+
+        // A resume without its epoch is refused, and the subscription stays.
+        sub.Send(new Envelope(FrameType.Sub).WithRequestId(23).WithTopic("live").WithSeq(1));
+        var refused = await sub.ReceiveAsync();
+        Assert.Equal((FrameType.Error, ErrorCode.BadFrame), (refused.Type, refused.ErrorCode));
+        await pub.PublishAsync("live", [7]);
+        Assert.Equal(7UL, (await sub.ReceiveAsync()).Seq);
+    }
+
+    [Fact]
     public async Task Resume_beyond_retention_is_not_recovered_with_the_current_position()
     {
         using var engine = Engine(retention: 5);
