@@ -638,35 +638,84 @@ public sealed class Session
     /// <summary>
     /// GROUP_ACK {topic, group, seq}: this member finished the event. The topic is always the event's concrete topic: it
     /// names a topic group, or else the pattern group of that name whose pattern matches it.
+    /// One per event a group member handles, so it allocates nothing: memberships are matched on the frame's bytes
+    /// (a connection is in a handful of groups), and a pattern group's concrete topics come from a small cache.
     /// </summary>
     private void OnGroupAck(in Envelope ack)
     {
-        string topic = ack.Has(FieldMask.Topic) ? ack.TopicString : "";
-        string group = System.Text.Encoding.UTF8.GetString(ack.Group.Span);
         bool inProgress = ack.Has(FieldMask.Flags) && (ack.Flags & EventFlags.InProgress) != 0;
         if (ack.Has(FieldMask.Seq) && ack.Has(FieldMask.Topic))
         {
-            if (_groups is not null && _groups.TryGetValue((topic, group), out var key))
+            var topic = ack.Topic.Span;
+            var group = ack.Group.Span;
+            if (_groups is not null)
             {
-                _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, Topic = key, Hash = key.Hash, GroupName = group, AckSeq = ack.Seq, RequestId = ack.RequestId, InProgress = inProgress });
-                return;
+                foreach (var ((_, name), key) in _groups)
+                {
+                    if (key.Utf8.AsSpan().SequenceEqual(topic) && Utf8Equals(group, name))
+                    {
+                        _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, Topic = key, Hash = key.Hash, GroupName = name, AckSeq = ack.Seq, RequestId = ack.RequestId, InProgress = inProgress });
+                        return;
+                    }
+                }
             }
 
             if (_patternGroups is not null)
             {
                 foreach (var ((_, name), patternGroup) in _patternGroups)
                 {
-                    if (name == group && patternGroup.Pattern.Matches(ack.Topic.Span))
+                    if (Utf8Equals(group, name) && patternGroup.Pattern.Matches(topic))
                     {
-                        var concrete = TopicKey.Create(Tenant!.Id, ack.Topic.Span);
-                        patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, PatternGroup = patternGroup, Topic = concrete, AckSeq = ack.Seq, RequestId = ack.RequestId, InProgress = inProgress });
+                        patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupAck, Session = this, PatternGroup = patternGroup, Topic = AckedTopic(topic), AckSeq = ack.Seq, RequestId = ack.RequestId, InProgress = inProgress });
                         return;
                     }
                 }
             }
         }
 
-        SendError(ack.RequestId, ErrorCode.NotFound, $"GROUP_ACK needs topic, group and seq of a group this connection is in ('{group}' on '{topic}')");
+        string topicText = ack.Has(FieldMask.Topic) ? ack.TopicString : "";
+        string groupText = System.Text.Encoding.UTF8.GetString(ack.Group.Span);
+        SendError(ack.RequestId, ErrorCode.NotFound, $"GROUP_ACK needs topic, group and seq of a group this connection is in ('{groupText}' on '{topicText}')");
+    }
+
+    private static bool Utf8Equals(ReadOnlySpan<byte> utf8, string text)
+    {
+        if (System.Text.Ascii.IsValid(utf8))
+        {
+            return System.Text.Ascii.Equals(utf8, text);
+        }
+
+        int length = System.Text.Encoding.UTF8.GetByteCount(text);
+        if (length != utf8.Length)
+        {
+            return false;
+        }
+
+        Span<byte> encoded = length <= 512 ? stackalloc byte[length] : new byte[length];
+        System.Text.Encoding.UTF8.GetBytes(text, encoded);
+        return encoded.SequenceEqual(utf8);
+    }
+
+    // The concrete topics of recent pattern-group acks: a member usually works through a few topics, and a miss only
+    // costs the key's allocation.
+    private TopicKey?[]? _ackedTopics;
+    private int _ackedTopicNext;
+
+    private TopicKey AckedTopic(ReadOnlySpan<byte> topic)
+    {
+        _ackedTopics ??= new TopicKey?[8];
+        foreach (var cached in _ackedTopics)
+        {
+            if (cached is not null && cached.Utf8.AsSpan().SequenceEqual(topic))
+            {
+                return cached;
+            }
+        }
+
+        var key = TopicKey.Create(Tenant!.Id, topic);
+        _ackedTopics[_ackedTopicNext] = key;
+        _ackedTopicNext = (_ackedTopicNext + 1) % _ackedTopics.Length;
+        return key;
     }
 
     /// <summary>PRESENCE from a client asks for the topic's current subscribers.</summary>
