@@ -8,7 +8,7 @@ public sealed partial class FastRelayClient
     /// <summary>The last DRAIN (with Reconnect on): which connection got it and when; cleared once a reconnect completes.</summary>
     private DrainState? _drain;
 
-    private sealed record DrainState(DrainNotice Notice, long ReceivedAt, ClientConnection Connection);
+    private sealed record DrainState(DrainNotice Notice, ClientConnection Connection);
 
     /// <summary>True when <paramref name="connection"/> received DRAIN: no new publish goes to it.</summary>
     private bool IsDraining(ClientConnection connection) => Volatile.Read(ref _drain) is { } drain && ReferenceEquals(drain.Connection, connection);
@@ -88,9 +88,10 @@ public sealed partial class FastRelayClient
                 if (attempt == 0 && Volatile.Read(ref _drain) is { } drain && ReferenceEquals(drain.Connection, _connection))
                 {
                     // A drain, not a failure: come back when the server said (its delay is already randomised to spread
-                    // the crowd, counted from the DRAIN), to the node it suggested when that is a URL.
-                    var left = drain.Notice.RetryAfter - Stopwatch.GetElapsedTime(drain.ReceivedAt);
-                    delay = left > TimeSpan.Zero ? left : TimeSpan.Zero;
+                    // the crowd), to the node it suggested when that is a URL. The delay counts from the close, not from
+                    // the DRAIN: a server that takes its drain window to flush closes every connection at about the
+                    // same moment, and delays counted from the DRAIN would all have run out by then (one storm).
+                    delay = drain.Notice.RetryAfter;
                     endpoint = DrainTarget(drain.Notice) ?? _home;
                 }
 
@@ -312,7 +313,7 @@ public sealed partial class FastRelayClient
     {
         if (_options.Reconnect.Enabled)
         {
-            Volatile.Write(ref _drain, new DrainState(notice, Stopwatch.GetTimestamp(), connection));
+            Volatile.Write(ref _drain, new DrainState(notice, connection));
         }
 
         Raise(Drained, this, notice);

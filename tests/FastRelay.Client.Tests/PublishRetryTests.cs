@@ -130,4 +130,25 @@ public sealed class PublishRetryTests
         Assert.Equal(1, client.ReconnectCount);
         Assert.NotNull(next);
     }
+
+    [Fact]
+    public async Task The_drain_delay_counts_from_the_close_so_a_server_slow_to_close_still_spreads_its_clients()
+    {
+        await using var server = FakeRelayServer.StartTcp();
+        await using var client = await FastRelayClient.ConnectAsync(server.Url, new FastRelayClientOptions { Reconnect = Fast }).Within();
+        var session = await server.NextSessionAsync();
+        var drained = new TaskCompletionSource<DrainNotice>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Drained += (_, n) => drained.TrySetResult(n);
+        await session.SendAsync(new Envelope(FrameType.Drain).WithRetryAfterMs(300));
+        await drained.Task.Within();
+
+        // The scenario itself: the server spends longer flushing than the client's delay before it closes.
+        await Task.Delay(400);
+        var lost = new TaskCompletionSource<System.Diagnostics.Stopwatch>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.ConnectionLost += (_, _) => lost.TrySetResult(System.Diagnostics.Stopwatch.StartNew());
+        session.Drop();
+        await server.NextSessionAsync();
+        var sinceLost = (await lost.Task.Within()).Elapsed;
+        Assert.True(sinceLost >= TimeSpan.FromMilliseconds(250), $"reconnected {sinceLost.TotalMilliseconds:0} ms after the client saw the close: the DRAIN asked for 300 ms");
+    }
 }
