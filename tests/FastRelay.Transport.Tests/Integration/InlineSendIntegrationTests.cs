@@ -100,7 +100,10 @@ public sealed class InlineSendIntegrationTests : IAsyncLifetime
                 o.OutboxHardMaxBytes = 128 * 1024;
                 o.SlowConsumerGrace = TimeSpan.FromMilliseconds(300);
             },
-            transport: t => t.CloseTimeout = TimeSpan.FromMilliseconds(500));
+            // The stalled client starts reading once it is closed; the server gives a peer this long to take the close
+            // before it drops the socket (abortively, with sends still pending). Generous, so a loaded machine does not
+            // turn the graceful close under test into that reset.
+            transport: t => t.CloseTimeout = TimeSpan.FromSeconds(10));
 
         // Subscribes, then never reads again; a tiny receive buffer makes the server's inline sends hit WouldBlock soon.
         await using var stalled = await relay.ConnectAsync(transport, receiveBufferBytes: 4096);
@@ -133,7 +136,10 @@ public sealed class InlineSendIntegrationTests : IAsyncLifetime
         Assert.Equal(1, relay.Engine.SlowConsumers);
         Assert.True(relay.Server.InlineHandOffs > 0, "no inline write was handed to the writer: the socket never filled");
 
-        // The shard keeps serving the healthy subscriber after the close.
+        // The stalled client finds, behind what was already in flight, the end of its stream (after a close frame
+        // 1008 on WebSocket): the server really let it go. It reads from now on, while the shard keeps serving the
+        // healthy subscriber.
+        var closed = ReadUntilClosedAsync(stalled, transport);
         for (int n = 0; n < 50; n++)
         {
             published++;
@@ -144,9 +150,7 @@ public sealed class InlineSendIntegrationTests : IAsyncLifetime
             Assert.Equal((epoch, (ulong)published), (e.Epoch, e.Seq));
         }
 
-        // The stalled client finds, behind what was already in flight, the end of its stream (after a close frame
-        // 1008 on WebSocket): the server really let it go.
-        await ReadUntilClosedAsync(stalled, transport);
+        await closed;
     }
 
     private static string Topic(int publisher) => $"inline-{publisher}";
