@@ -28,7 +28,8 @@ public sealed class Session
     private static readonly byte[] s_tenantRate = "publish rate limit of this tenant"u8.ToArray();
 
     private readonly RelayEngine _engine;
-    private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
+    // Created by the first SUB, like the other subscription maps: an idle connection holds none.
+    private Dictionary<string, TopicKey>? _subscriptions;
     private Dictionary<string, PatternSubscription>? _patternSubscriptions;
     private Dictionary<(string Topic, string Group), TopicKey>? _groups;
     private Dictionary<(string Pattern, string Group), PatternGroup>? _patternGroups;
@@ -65,7 +66,7 @@ public sealed class Session
     /// <summary>Set once when the session starts closing.</summary>
     public SessionClose? CloseReason => Volatile.Read(ref _close);
 
-    public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0) + (_groups?.Count ?? 0) + (_patternGroups?.Count ?? 0);
+    public int SubscriptionCount => (_subscriptions?.Count ?? 0) + (_patternSubscriptions?.Count ?? 0) + (_groups?.Count ?? 0) + (_patternGroups?.Count ?? 0);
 
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
@@ -362,7 +363,7 @@ public sealed class Session
 
         string name = sub.TopicString;
         bool resume = sub.Has(FieldMask.Seq);
-        if (_subscriptions.TryGetValue(name, out var existing))
+        if (_subscriptions is not null && _subscriptions.TryGetValue(name, out var existing))
         {
             if (resume)
             {
@@ -401,7 +402,7 @@ public sealed class Session
         }
 
         var key = TopicKey.Create(Tenant!.Id, sub.Topic.Span);
-        _subscriptions.Add(name, key);
+        (_subscriptions ??= new Dictionary<string, TopicKey>(StringComparer.Ordinal)).Add(name, key);
         _engine.ShardFor(key.Hash).Post(new ShardCommand
         {
             Kind = ShardCommandKind.Subscribe,
@@ -782,7 +783,7 @@ public sealed class Session
             return;
         }
 
-        if (!_subscriptions.Remove(name, out var key))
+        if (_subscriptions is null || !_subscriptions.Remove(name, out var key))
         {
             SendError(unsub.RequestId, ErrorCode.NotFound, $"not subscribed to '{name}'");
             return;
@@ -828,12 +829,15 @@ public sealed class Session
             _countedInTenant = false;
             Tenant!.RemoveConnection();
         }
-        foreach (var key in _subscriptions.Values)
+        if (_subscriptions is not null)
         {
-            _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash });
-        }
+            foreach (var key in _subscriptions.Values)
+            {
+                _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash });
+            }
 
-        _subscriptions.Clear();
+            _subscriptions.Clear();
+        }
         if (_groups is not null)
         {
             foreach (var ((_, group), key) in _groups)
@@ -878,13 +882,19 @@ public sealed class Session
         patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupLeave, Session = this, PatternGroup = patternGroup, RequestId = requestId });
     }
 
-    private Action? _closing;
+    private Action<object?>? _closing;
+    private object? _closingState;
 
     /// <summary>
-    /// The transport's hook, run once when the session starts closing (from whichever thread closes it): it wakes
-    /// the connection's read loop so teardown is bounded even when the writer is stuck on a peer that never reads.
+    /// The transport's hook, run once with <paramref name="state"/> when the session starts closing (from whichever
+    /// thread closes it): it bounds the connection's teardown even when the peer never reads nor closes. A static
+    /// callback and a state object cost no delegate per connection.
     /// </summary>
-    public void OnClosing(Action callback) => _closing = callback;
+    public void OnClosing(Action<object?> callback, object? state)
+    {
+        _closingState = state;
+        _closing = callback;
+    }
 
     /// <summary>Starts closing (any thread). The first reason wins; the outbox stops accepting frames and the writer finishes.</summary>
     public void Close(SessionCloseKind kind, string reason)
@@ -897,7 +907,7 @@ public sealed class Session
             }
 
             Outbox.Complete();
-            _closing?.Invoke();
+            _closing?.Invoke(_closingState);
         }
     }
 
