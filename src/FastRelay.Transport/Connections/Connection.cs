@@ -15,7 +15,7 @@ namespace FastRelay.Transport.Connections;
 /// writer's job itself (<see cref="WriteInline"/>, a non-blocking send) when nobody is sending; a send right taken
 /// by CAS keeps the two from ever interleaving bytes. Subclasses supply the framing.
 /// </summary>
-internal abstract class Connection : IOutboxWriter
+internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
 {
     // Who may write to the socket. Exactly one party holds the right at a time, so bytes never interleave:
     // the async writer (Writer), a shard thread writing inline at the end of its batch (Inline), or nobody (Idle).
@@ -40,6 +40,17 @@ internal abstract class Connection : IOutboxWriter
     private long _inlineWrites;
     private long _inlineHandOffs;
 
+    // Whether the writer runs: not at all (Idle), a pass is running (Running), woken during the pass so one more
+    // follows (RunAgain), or finished for good after the close (Exited).
+    private const int WriterIdle = 0;
+    private const int WriterRunning = 1;
+    private const int WriterRunAgain = 2;
+    private const int WriterExited = 3;
+    private static readonly TaskCompletionSource s_writerExited = new();
+
+    private int _writerRun;
+    private TaskCompletionSource? _writerExit;
+
     // Receive buffer (pooled): held while a read is being parsed or a frame is incomplete, returned otherwise.
     private byte[]? _input;
     private int _inputStart;
@@ -57,10 +68,7 @@ internal abstract class Connection : IOutboxWriter
         // Receives after the zero-byte wait and sends (inline, or the writer's first try) must return WouldBlock
         // instead of waiting. Async operations are unaffected: .NET keeps the descriptor non-blocking for them anyway.
         socket.Blocking = false;
-        if (context.Options.InlineSends)
-        {
-            session.Outbox.AttachWriter(this);
-        }
+        session.Outbox.AttachWriter(this, writeInline: context.Options.InlineSends);
 
         session.OnClosing(static state => ((Connection)state!).OnSessionClosing(), this);
     }
@@ -101,9 +109,11 @@ internal abstract class Connection : IOutboxWriter
     public long LastInboundMs => Volatile.Read(ref _lastInboundMs);
 
     /// <summary>The read loop calls this after every read that returned data.</summary>
-    private void OnInput()
+    private void OnInput() => Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
+
+    /// <summary>After the frames of a read were handled: once HELLO is accepted the handshake deadline goes.</summary>
+    private void OnHandled()
     {
-        Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
         if (_handshakeDeadline is { } deadline && Session.State == SessionState.Open)
         {
             // An idle connection should not keep a timer alive for its whole life.
@@ -150,7 +160,6 @@ internal abstract class Connection : IOutboxWriter
     /// </summary>
     private async Task RunAsync()
     {
-        var writer = WriteLoopAsync();
         bool draining = false;
         bool mayHaveMore = false;
         try
@@ -230,6 +239,8 @@ internal abstract class Connection : IOutboxWriter
                     _inputStart = _inputEnd = 0;
                 }
 
+                OnHandled();
+
                 if (outcome == FrameOutcome.Stop)
                 {
                     draining = true;
@@ -251,7 +262,7 @@ internal abstract class Connection : IOutboxWriter
         try
         {
             // The writer flushes what is queued (an ERROR, a close frame), then shuts down our sending side.
-            await writer.WaitAsync(Context.Options.CloseTimeout).ConfigureAwait(false);
+            await WhenWriterExited().WaitAsync(Context.Options.CloseTimeout).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsDisconnect(ex) || ex is TimeoutException)
         {
@@ -263,7 +274,7 @@ internal abstract class Connection : IOutboxWriter
         Interlocked.Exchange(ref _closeDeadline, null)?.Dispose();
         try
         {
-            await writer.ConfigureAwait(false);
+            await WhenWriterExited().ConfigureAwait(false); // quick now: its socket is gone
         }
         finally
         {
@@ -396,37 +407,82 @@ internal abstract class Connection : IOutboxWriter
         }
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// Outbox wake-up (any thread): runs the writer on the thread pool unless it is running already, in which case
+    /// it makes one more pass. Nothing waits between wake-ups, so an idle connection keeps no writer parked.
+    /// </summary>
+    public void Wake()
+    {
+        // The caller's preceding store (a queued frame, completion) must be visible before we read the state:
+        // otherwise a writer ending its pass could miss it and go idle with the frame queued (lost wake-up).
+        Interlocked.MemoryBarrier();
+        while (true)
+        {
+            switch (Volatile.Read(ref _writerRun))
+            {
+                case WriterIdle:
+                    if (Interlocked.CompareExchange(ref _writerRun, WriterRunning, WriterIdle) == WriterIdle)
+                    {
+                        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                        return;
+                    }
+
+                    break;
+                case WriterRunning:
+                    if (Interlocked.CompareExchange(ref _writerRun, WriterRunAgain, WriterRunning) == WriterRunning)
+                    {
+                        return;
+                    }
+
+                    break;
+                default:
+                    return; // already asked to run again, or finished for good
+            }
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => _ = WriteAsync();
+
+    /// <summary>
+    /// The writer: passes over the outbox until a pass ends with no wake-up since it started. Completes
+    /// synchronously (no allocation) when every send is taken by the kernel at once; only a send that must wait for
+    /// the socket makes it go async. Ends for good once the session has closed and the closing bytes are out.
+    /// </summary>
+    private async Task WriteAsync()
     {
         var outbox = Session.Outbox;
         try
         {
             while (true)
             {
-                await outbox.WaitAsync().ConfigureAwait(false);
-                if (!TryClaimForWriter())
+                if (TryClaimForWriter())
                 {
-                    continue; // a shard thread is writing inline; it wakes us again when it lets go
-                }
+                    await SendCarryAsync().ConfigureAwait(false);
+                    await DrainAsync(outbox).ConfigureAwait(false);
+                    if (outbox.IsCompleted)
+                    {
+                        // Closing, and the writer keeps the send right from here on (the close deadline, armed when
+                        // the session closed, bounds how long a peer that never reads can hold this up).
+                        if (Session.CloseReason?.Kind == SessionCloseKind.SlowConsumer)
+                        {
+                            outbox.DiscardAll(); // its backlog is why it is closed: do not try to push it out first
+                        }
 
-                await SendCarryAsync().ConfigureAwait(false);
-                await DrainAsync(outbox).ConfigureAwait(false);
-                if (!outbox.IsCompleted)
-                {
+                        await DrainAsync(outbox).ConfigureAwait(false);
+                        await SendClosingAsync().ConfigureAwait(false);
+                        break;
+                    }
+
                     Release(outbox);
-                    continue;
                 }
 
-                // Closing, and the writer keeps the send right from here on (the close deadline, armed when the
-                // session closed, bounds how long a peer that never reads can hold this up).
-                if (Session.CloseReason?.Kind == SessionCloseKind.SlowConsumer)
+                // Not claimed: a shard thread is writing inline, and wakes us again when it lets go.
+                if (Interlocked.CompareExchange(ref _writerRun, WriterIdle, WriterRunning) == WriterRunning)
                 {
-                    outbox.DiscardAll(); // its backlog is why it is closed: do not try to push it out first
+                    return; // no wake-up during the pass: whoever queues next starts a new one
                 }
 
-                await DrainAsync(outbox).ConfigureAwait(false);
-                await SendClosingAsync().ConfigureAwait(false);
-                break;
+                Volatile.Write(ref _writerRun, WriterRunning); // woken during the pass: one more
             }
         }
         catch (Exception ex) when (IsDisconnect(ex))
@@ -438,16 +494,29 @@ internal abstract class Connection : IOutboxWriter
             Context.Logger.LogWarning(ex, "Writer of {Session} failed", Session);
             Session.Close(SessionCloseKind.InternalError, "internal error");
         }
-        finally
-        {
-            // The writer holds the send right on every way out of the loop: nobody else sends from now on.
-            Volatile.Write(ref _sender, SenderClosed);
-            DiscardCarry();
-            outbox.DiscardAll();
-        }
+
+        // The writer holds the send right on every way here: nobody else sends from now on.
+        Volatile.Write(ref _writerRun, WriterExited);
+        Volatile.Write(ref _sender, SenderClosed);
+        DiscardCarry();
+        outbox.DiscardAll();
 
         // Nothing more will be sent: half-close. The peer answers with its own FIN, which ends the read loop.
         ShutdownSend();
+        Interlocked.Exchange(ref _writerExit, s_writerExited)?.TrySetResult();
+    }
+
+    /// <summary>Teardown: completes when the writer has finished for good (it has been woken by the session's close).</summary>
+    private Task WhenWriterExited()
+    {
+        if (Volatile.Read(ref _writerExit) is { } known)
+        {
+            return known == s_writerExited ? Task.CompletedTask : known.Task;
+        }
+
+        var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var existing = Interlocked.CompareExchange(ref _writerExit, exit, null);
+        return existing is null ? exit.Task : existing == s_writerExited ? Task.CompletedTask : existing.Task;
     }
 
     /// <summary>Copies queued frames into one pooled buffer per send; large frames go out without the copy.</summary>
