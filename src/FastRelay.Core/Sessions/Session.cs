@@ -33,9 +33,8 @@ public sealed class Session
     private Dictionary<string, PatternSubscription>? _patternSubscriptions;
     private Dictionary<(string Topic, string Group), TopicKey>? _groups;
     private Dictionary<(string Pattern, string Group), PatternGroup>? _patternGroups;
-    private readonly object _closeLock = new();
     private SessionClose? _close;
-    private volatile SessionState _state;
+    private int _state; // a SessionState; AwaitingHello → Open by CAS, so a HELLO racing a close needs no lock
 
     internal Session(RelayEngine engine, string remoteEndPoint, string transport)
     {
@@ -55,7 +54,7 @@ public sealed class Session
     /// <summary>"ws", "tcp" or "unix".</summary>
     public string Transport { get; }
 
-    public SessionState State => _state;
+    public SessionState State => (SessionState)Volatile.Read(ref _state);
 
     public TenantContext? Tenant { get; private set; }
 
@@ -85,7 +84,7 @@ public sealed class Session
     /// </summary>
     public bool OnEnvelope(ReadOnlyMemory<byte> bytes)
     {
-        if (_state == SessionState.Closed)
+        if (State == SessionState.Closed)
         {
             return false;
         }
@@ -97,7 +96,7 @@ public sealed class Session
             return false;
         }
 
-        if (_state == SessionState.AwaitingHello)
+        if (State == SessionState.AwaitingHello)
         {
             if (envelope.Type != FrameType.Hello)
             {
@@ -166,7 +165,7 @@ public sealed class Session
                 break;
         }
 
-        return _state != SessionState.Closed;
+        return State != SessionState.Closed;
     }
 
     private bool OnHello(in Envelope hello)
@@ -196,17 +195,13 @@ public sealed class Session
         _clientIdUtf8 = Encoding.UTF8.GetBytes(auth.ClientId!);
         _publishAllowed = auth.Publish;
         _subscribeAllowed = auth.Subscribe;
-        lock (_closeLock)
+        // The handshake deadline may have closed the session while this HELLO was being checked.
+        if (Interlocked.CompareExchange(ref _state, (int)SessionState.Open, (int)SessionState.AwaitingHello) != (int)SessionState.AwaitingHello)
         {
-            // The handshake deadline may have closed the session while this HELLO was being checked.
-            if (_state == SessionState.Closed)
-            {
-                return false;
-            }
-
-            _state = SessionState.Open;
-            _helloCompleted = true;
+            return false;
         }
+
+        _helloCompleted = true;
 
         var welcome = new Envelope(FrameType.Welcome)
             .WithVersion(ProtocolLimits.Version)
@@ -901,10 +896,7 @@ public sealed class Session
     {
         if (Interlocked.CompareExchange(ref _close, new SessionClose(kind, reason), null) is null)
         {
-            lock (_closeLock)
-            {
-                _state = SessionState.Closed;
-            }
+            Interlocked.Exchange(ref _state, (int)SessionState.Closed);
 
             Outbox.Complete();
             _closing?.Invoke(_closingState);
