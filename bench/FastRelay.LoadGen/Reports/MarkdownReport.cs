@@ -118,7 +118,7 @@ internal static class MarkdownReport
         return md.ToString();
     }
 
-    private static string Optional(double? value) => value is { } v ? v.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "n/a (no GC)";
+    private static string Optional(double? value) => value is { } v ? v.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "n/a (< 3 GCs)";
 
     public static string Connections(LoadGenOptions options, MachineInfo machine, IReadOnlyList<ConnectionsResult> results)
     {

@@ -128,7 +128,7 @@ internal sealed class ConnectionsHeap
 {
     public double AllocatedBytesPerConnect { get; set; }
     public double HeapBytesPerConnection { get; set; }
-    /// <summary>Null when no GC ran between the two samples.</summary>
+    /// <summary>Null unless at least 3 GCs ran between the two samples (fewer leave the after-GC heaps at arbitrary points).</summary>
     public double? LastGcHeapBytesPerConnection { get; set; }
     public double? LastGcFragmentedBytesPerConnection { get; set; }
     public double? CommittedBytesPerConnection { get; set; }
