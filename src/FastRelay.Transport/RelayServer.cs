@@ -45,6 +45,9 @@ public sealed class RelayServer : IAsyncDisposable
     /// <summary>Open connections (any state).</summary>
     public int ConnectionCount => _connections.Count;
 
+    /// <summary>The open connections (tests look at one connection's receive buffer and completion).</summary>
+    internal IEnumerable<Connections.Connection> Connections => _connections.Keys;
+
     /// <summary>Inline writes by shard threads on the open connections (see <see cref="TransportOptions.InlineSends"/>).</summary>
     public long InlineWrites => _connections.Keys.Sum(c => c.InlineWrites);
 

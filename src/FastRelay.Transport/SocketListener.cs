@@ -104,35 +104,90 @@ internal sealed class SocketListener : IAsyncDisposable
                 continue;
             }
 
-            _ = RunConnectionAsync(socket);
+            Accept(socket);
         }
     }
 
-    private async Task RunConnectionAsync(Socket socket)
+    /// <summary>
+    /// Sets up and starts a connection for an accepted socket, synchronously: the connection's own run method is
+    /// the only async state machine it keeps (the listener is called back when it ends).
+    /// </summary>
+    private void Accept(Socket socket)
     {
-        var ip = (socket.RemoteEndPoint as IPEndPoint)?.Address;
-        if (_perIp is not null && ip is not null)
+        IPAddress? ip = null;
+        if (_perIp is not null && (socket.RemoteEndPoint as IPEndPoint)?.Address is { } address)
         {
+            ip = address;
             int count = _perIp.AddOrUpdate(ip, 1, static (_, n) => n + 1);
             if (count > _context.Options.MaxConnectionsPerIp)
             {
                 Interlocked.Increment(ref _refusedPerIp);
                 Release(ip);
-                await RefuseAsync(socket).ConfigureAwait(false);
+                _ = RefuseAsync(socket);
                 return;
             }
         }
 
+        Connection connection;
         try
         {
-            await RunAcceptedAsync(socket).ConfigureAwait(false);
+            if (Kind != ListenerKind.Unix)
+            {
+                socket.NoDelay = true;
+            }
+
+            string remote = socket.RemoteEndPoint?.ToString() ?? "unix";
+            var session = _context.Engine.CreateSession(remote, Kind switch
+            {
+                ListenerKind.WebSocket => "ws",
+                ListenerKind.Tcp => "tcp",
+                _ => "unix",
+            });
+            connection = Kind == ListenerKind.WebSocket
+                ? new WebSocketConnection(socket, session, _context)
+                : new RawConnection(socket, session, _context);
         }
-        finally
+        catch (Exception ex)
         {
-            if (_perIp is not null && ip is not null)
+            _context.Logger.LogWarning(ex, "Could not set up a connection on {EndPoint}", EndPoint);
+            if (ip is not null)
             {
                 Release(ip);
             }
+
+            socket.Dispose();
+            return;
+        }
+
+        connection.Listener = this;
+        connection.CountedAddress = ip;
+        _connections.TryAdd(connection, 0);
+        // The deadline covers the WebSocket upgrade and the HELLO: a silent socket cannot hold a slot forever.
+        // The connection drops it as soon as HELLO is accepted.
+        connection.HandshakeDeadline = new Timer(
+            static state =>
+            {
+                var c = (Connection)state!;
+                if (c.Session.State == SessionState.AwaitingHello)
+                {
+                    c.Abort(SessionCloseKind.PolicyViolation, "handshake timeout: no HELLO");
+                }
+            },
+            connection,
+            _context.Options.HandshakeTimeout,
+            Timeout.InfiniteTimeSpan);
+        connection.Start();
+    }
+
+    /// <summary>The connection has been torn down: forget it and give its address slot back.</summary>
+    internal void OnConnectionEnded(Connection connection)
+    {
+        connection.HandshakeDeadline?.Dispose();
+        _connections.TryRemove(connection, out _);
+        if (connection.CountedAddress is { } ip)
+        {
+            connection.CountedAddress = null;
+            Release(ip);
         }
     }
 
@@ -174,61 +229,6 @@ internal sealed class SocketListener : IAsyncDisposable
         finally
         {
             socket.Dispose();
-        }
-    }
-
-    private async Task RunAcceptedAsync(Socket socket)
-    {
-        Connection connection;
-        try
-        {
-            if (Kind != ListenerKind.Unix)
-            {
-                socket.NoDelay = true;
-            }
-
-            string remote = socket.RemoteEndPoint?.ToString() ?? "unix";
-            var session = _context.Engine.CreateSession(remote, Kind switch
-            {
-                ListenerKind.WebSocket => "ws",
-                ListenerKind.Tcp => "tcp",
-                _ => "unix",
-            });
-            connection = Kind == ListenerKind.WebSocket
-                ? new WebSocketConnection(socket, session, _context)
-                : new RawConnection(socket, session, _context);
-        }
-        catch (Exception ex)
-        {
-            _context.Logger.LogWarning(ex, "Could not set up a connection on {EndPoint}", EndPoint);
-            socket.Dispose();
-            return;
-        }
-
-        _connections.TryAdd(connection, 0);
-        // The deadline covers the WebSocket upgrade and the HELLO: a silent socket cannot hold a slot forever.
-        connection.HandshakeDeadline = new Timer(
-            static state =>
-            {
-                var c = (Connection)state!;
-                if (c.Session.State == SessionState.AwaitingHello)
-                {
-                    c.Abort(SessionCloseKind.PolicyViolation, "handshake timeout: no HELLO");
-                }
-            },
-            connection,
-            _context.Options.HandshakeTimeout,
-            Timeout.InfiniteTimeSpan);
-        try
-        {
-            await connection.RunAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            // Not held in a local: this method's state machine lives as long as the connection, and the timer is
-            // dropped (by the connection) as soon as HELLO is accepted.
-            connection.HandshakeDeadline?.Dispose();
-            _connections.TryRemove(connection, out _);
         }
     }
 

@@ -9,7 +9,23 @@ using MessagePack;
 namespace FastRelay.LoadGen.Measurement;
 
 /// <summary>One <c>$sys.stats</c> event, stamped with this process's Stopwatch when it arrived.</summary>
-internal readonly record struct StatsSample(long ReceivedTicks, long Delivered, long GcAllocatedBytes, long Gen0, long Gen1, long Gen2);
+internal readonly record struct StatsSample(long ReceivedTicks, long Delivered, long GcAllocatedBytes, long Gen0, long Gen1, long Gen2)
+{
+    /// <summary>Managed heap when the sample was taken, garbage not yet collected included (0 from older servers).</summary>
+    public long HeapBytes { get; init; }
+
+    /// <summary>Heap size as the last GC left it.</summary>
+    public long LastGcHeapBytes { get; init; }
+
+    /// <summary>Free space inside the heap as the last GC left it.</summary>
+    public long LastGcFragmentedBytes { get; init; }
+
+    /// <summary>Memory the GC had committed at the last GC.</summary>
+    public long CommittedBytes { get; init; }
+
+    /// <summary>Number of the last GC (0: none yet, or an older server).</summary>
+    public long GcIndex { get; init; }
+}
 
 /// <summary>
 /// The server's own view, for --diagnostics: one raw-TCP client subscribed to <c>$sys.stats</c> (the server is
@@ -82,6 +98,29 @@ internal sealed class StatsWatcher : IAsyncDisposable
         }
     }
 
+    /// <summary>The first sample that arrives after <paramref name="afterTicks"/> (the server sends one per stats interval).</summary>
+    public async Task<StatsSample?> NextAsync(long afterTicks, TimeSpan timeout)
+    {
+        long deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            lock (_samples)
+            {
+                foreach (var sample in _samples)
+                {
+                    if (sample.ReceivedTicks > afterTicks)
+                    {
+                        return sample;
+                    }
+                }
+            }
+
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+
+        return null;
+    }
+
     private async Task ReadLoopAsync()
     {
         try
@@ -106,7 +145,7 @@ internal sealed class StatsWatcher : IAsyncDisposable
         }
 
         long ticks = Stopwatch.GetTimestamp();
-        long delivered = 0, allocated = 0, gen0 = 0, gen1 = 0, gen2 = 0;
+        long delivered = 0, allocated = 0, gen0 = 0, gen1 = 0, gen2 = 0, heap = 0, lastHeap = 0, fragmented = 0, committed = 0, gcIndex = 0;
         var reader = new MessagePackReader(envelope.Payload);
         int fields = reader.ReadMapHeader();
         for (int i = 0; i < fields; i++)
@@ -126,12 +165,24 @@ internal sealed class StatsWatcher : IAsyncDisposable
                 case "gc_gen0": gen0 = value; break;
                 case "gc_gen1": gen1 = value; break;
                 case "gc_gen2": gen2 = value; break;
+                case "gc_heap_bytes": heap = value; break;
+                case "gc_last_heap_bytes": lastHeap = value; break;
+                case "gc_last_fragmented_bytes": fragmented = value; break;
+                case "gc_committed_bytes": committed = value; break;
+                case "gc_index": gcIndex = value; break;
             }
         }
 
         lock (_samples)
         {
-            _samples.Add(new StatsSample(ticks, delivered, allocated, gen0, gen1, gen2));
+            _samples.Add(new StatsSample(ticks, delivered, allocated, gen0, gen1, gen2)
+            {
+                HeapBytes = heap,
+                LastGcHeapBytes = lastHeap,
+                LastGcFragmentedBytes = fragmented,
+                CommittedBytes = committed,
+                GcIndex = gcIndex,
+            });
         }
     }
 

@@ -233,7 +233,35 @@ internal static class JsonReport
         w.WriteNumber("projected_rss_bytes_at_1m_connections_PROJECTION", Round(r.ProjectedBytesAt1M));
         w.WriteNumber("server_cpu_s", Round(r.ServerCpuSeconds));
         w.WriteNumber("load_average_1m", Round(r.LoadAverage));
+        if (r.Heap is { } heap)
+        {
+            w.WriteStartObject("server_heap_marginal");
+            w.WriteNumber("allocated_bytes_per_connect", Round(heap.AllocatedBytesPerConnect));
+            w.WriteNumber("heap_bytes_per_connection_garbage_included", Round(heap.HeapBytesPerConnection));
+            WriteNullableNumber(w, "after_gc_heap_bytes_per_connection", heap.LastGcHeapBytesPerConnection);
+            WriteNullableNumber(w, "after_gc_fragmented_bytes_per_connection", heap.LastGcFragmentedBytesPerConnection);
+            WriteNullableNumber(w, "gc_committed_bytes_per_connection", heap.CommittedBytesPerConnection);
+            w.WriteNumber("gcs_while_opening", heap.GcsDuringOpen);
+            w.WriteNumber("heap_after_bytes", heap.HeapAfterBytes);
+            w.WriteNumber("after_gc_heap_after_bytes", heap.LastGcHeapAfterBytes);
+            w.WriteNumber("after_gc_fragmented_after_bytes", heap.LastGcFragmentedAfterBytes);
+            w.WriteNumber("gc_committed_after_bytes", heap.CommittedAfterBytes);
+            w.WriteEndObject();
+        }
+
         w.WriteEndObject();
+    }
+
+    private static void WriteNullableNumber(Utf8JsonWriter w, string name, double? value)
+    {
+        if (value is { } v)
+        {
+            w.WriteNumber(name, Round(v));
+        }
+        else
+        {
+            w.WriteNull(name);
+        }
     }
 
     private static void WriteThreads(Utf8JsonWriter w, string name, List<(string Name, double CpuSeconds, int Threads)> groups)

@@ -118,6 +118,8 @@ internal static class MarkdownReport
         return md.ToString();
     }
 
+    private static string Optional(double? value) => value is { } v ? v.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "n/a (< 3 GCs)";
+
     public static string Connections(LoadGenOptions options, MachineInfo machine, IReadOnlyList<ConnectionsResult> results)
     {
         var md = new StringBuilder();
@@ -137,6 +139,21 @@ internal static class MarkdownReport
             }
 
             md.AppendLine(F($"| {r.Target} | {r.Opened:N0} | {r.Failed:N0} | {r.OpenSeconds:0.0} | {r.RssBaselineBytes / 1048576.0:N1} | {r.RssAfterBytes / 1048576.0:N1} | {r.BytesPerConnection:N0} | {r.MarginalBytesPerConnection:N0} | {r.ProjectedBytesAt1M / (1024.0 * 1048576):N2} GiB (projection) | {r.LoadAverage:0.0} |"));
+        }
+
+        md.AppendLine();
+        if (results.Any(r => r.Heap is not null))
+        {
+            md.AppendLine();
+            md.AppendLine("Server heap over the marginal connections (`$sys.stats` after the warm-up slice and after all connections):");
+            md.AppendLine();
+            md.AppendLine("| target | allocated B/connect | heap B/conn (garbage included) | after-GC heap B/conn | after-GC fragmentation B/conn | GC committed B/conn | GCs while opening |");
+            md.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var r in results.Where(r => r.Heap is not null))
+            {
+                var h = r.Heap!;
+                md.AppendLine(F($"| {r.Target} | {h.AllocatedBytesPerConnect:N0} | {h.HeapBytesPerConnection:N0} | {Optional(h.LastGcHeapBytesPerConnection)} | {Optional(h.LastGcFragmentedBytesPerConnection)} | {Optional(h.CommittedBytesPerConnection)} | {h.GcsDuringOpen} |"));
+            }
         }
 
         md.AppendLine();

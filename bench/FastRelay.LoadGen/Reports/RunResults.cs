@@ -114,4 +114,27 @@ internal sealed class ConnectionsResult
     public double ProjectedBytesAt1M { get; set; }
     public double ServerCpuSeconds { get; set; }
     public double LoadAverage { get; set; }
+
+    /// <summary>The server's own view ($sys.stats) over the marginal connections; null for Redis or an older server.</summary>
+    public ConnectionsHeap? Heap { get; set; }
+}
+
+/// <summary>
+/// Managed-heap split of the marginal connections, from two <c>$sys.stats</c> samples (after the warm-up slice and
+/// after all connections): what each connect allocated, what the heap grew by (garbage not yet collected included),
+/// what the heap grew by between the last GCs before each sample (closest to live objects), and the GC's committed memory.
+/// </summary>
+internal sealed class ConnectionsHeap
+{
+    public double AllocatedBytesPerConnect { get; set; }
+    public double HeapBytesPerConnection { get; set; }
+    /// <summary>Null unless at least 3 GCs ran between the two samples (fewer leave the after-GC heaps at arbitrary points).</summary>
+    public double? LastGcHeapBytesPerConnection { get; set; }
+    public double? LastGcFragmentedBytesPerConnection { get; set; }
+    public double? CommittedBytesPerConnection { get; set; }
+    public long GcsDuringOpen { get; set; }
+    public long HeapAfterBytes { get; set; }
+    public long LastGcHeapAfterBytes { get; set; }
+    public long LastGcFragmentedAfterBytes { get; set; }
+    public long CommittedAfterBytes { get; set; }
 }

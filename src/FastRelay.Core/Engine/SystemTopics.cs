@@ -54,14 +54,17 @@ public static class SystemTopics
     /// Payload of a <c>$sys.stats</c> event: a MessagePack map with string keys and integer values — node counters
     /// (sessions, published, delivered, backoffs, errors, slow consumers) and process figures (GC allocated bytes,
     /// collections per generation, working set, CPU time), so the allocation rate per delivered event can be read
-    /// off a running binary.
+    /// off a running binary. The GC heap figures at the end split resident memory into managed heap and the rest:
+    /// the heap now (live objects plus garbage not yet collected), the heap and its fragmentation as the last GC left
+    /// them, and the memory the GC has committed.
     /// </summary>
     public static byte[] StatsPayload(RelayEngine engine, string node, long uptimeMs)
     {
         var process = System.Diagnostics.Process.GetCurrentProcess();
         var buffer = new ArrayBufferWriter<byte>(512);
         var w = new MessagePackWriter(buffer);
-        w.WriteMapHeader(16);
+        var gc = GC.GetGCMemoryInfo();
+        w.WriteMapHeader(21);
         w.Write("node"); w.Write(node);
         w.Write("uptime_ms"); w.Write(uptimeMs);
         w.Write("sessions"); w.Write(engine.SessionsOpen);
@@ -78,6 +81,11 @@ public static class SystemTopics
         w.Write("gc_gen1"); w.Write(GC.CollectionCount(1));
         w.Write("gc_gen2"); w.Write(GC.CollectionCount(2));
         w.Write("working_set_bytes"); w.Write(process.WorkingSet64);
+        w.Write("gc_heap_bytes"); w.Write(GC.GetTotalMemory(forceFullCollection: false));
+        w.Write("gc_last_heap_bytes"); w.Write(gc.HeapSizeBytes);
+        w.Write("gc_last_fragmented_bytes"); w.Write(gc.FragmentedBytes);
+        w.Write("gc_committed_bytes"); w.Write(gc.TotalCommittedBytes);
+        w.Write("gc_index"); w.Write(gc.Index);
         w.Flush();
         return buffer.WrittenSpan.ToArray();
     }

@@ -20,7 +20,10 @@ public sealed class Outbox
 {
     private readonly OutboxLimits _limits;
     private readonly FramePool _frames;
-    private readonly AsyncSignal _signal = new();
+    // The writer's wake-up: the transport's writer when one is attached (it schedules itself, so an idle connection
+    // keeps no writer parked), else a signal created by the first WaitAsync or wake.
+    private IOutboxWriter? _wakeTarget;
+    private AsyncSignal? _signal;
     private ConcurrentQueue<Frame>? _control;
     private ConcurrentQueue<Frame>? _events;
 
@@ -123,7 +126,7 @@ public sealed class Outbox
         var cork = OutboxCork.Current;
         if (cork is null || _writer is null)
         {
-            _signal.Set();
+            Signal();
             return;
         }
 
@@ -134,10 +137,37 @@ public sealed class Outbox
     internal long CorkTicket;
 
     /// <summary>
-    /// Lets frames queued on a corked shard thread be written from that thread (<see cref="IOutboxWriter.WriteInline"/>)
-    /// instead of waking the writer. Set once by the transport before the session can receive frames.
+    /// Attaches the transport's writer, once, before the session can receive frames: wake-ups go to
+    /// <see cref="IOutboxWriter.Wake"/> (and <see cref="WaitAsync"/> is no longer used). With
+    /// <paramref name="writeInline"/>, frames queued on a corked shard thread are written from that thread
+    /// (<see cref="IOutboxWriter.WriteInline"/>) instead of waking the writer.
     /// </summary>
-    public void AttachWriter(IOutboxWriter writer) => _writer = writer;
+    public void AttachWriter(IOutboxWriter writer, bool writeInline = true)
+    {
+        _writer = writeInline ? writer : null;
+        Volatile.Write(ref _wakeTarget, writer);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Signal()
+    {
+        if (Volatile.Read(ref _wakeTarget) is { } target)
+        {
+            target.Wake();
+        }
+        else
+        {
+            SignalSlow();
+        }
+    }
+
+    private void SignalSlow() => (_signal ?? CreateSignal()).Set();
+
+    private AsyncSignal CreateSignal()
+    {
+        var signal = new AsyncSignal();
+        return Interlocked.CompareExchange(ref _signal, signal, null) ?? signal;
+    }
 
     /// <summary>End of a corked batch: write inline or wake the writer.</summary>
     internal void Flush(bool inline)
@@ -148,7 +178,7 @@ public sealed class Outbox
         }
         else
         {
-            _signal.Set();
+            Signal();
         }
     }
 
@@ -200,8 +230,8 @@ public sealed class Outbox
         return bytes > _limits.HardMaxBytes ? EnqueueResult.Overflow : EnqueueResult.Queued;
     }
 
-    /// <summary>Writer only: waits until frames are queued or the outbox is completed.</summary>
-    public ValueTask WaitAsync() => _signal.WaitAsync();
+    /// <summary>Writer only, when none is attached: waits until frames are queued or the outbox is completed.</summary>
+    public ValueTask WaitAsync() => (_signal ?? CreateSignal()).WaitAsync();
 
     /// <summary>
     /// Writer only: the next frame, control lane first. Under pressure, consecutive partial events of one topic come
@@ -304,12 +334,12 @@ public sealed class Outbox
     {
         if (Interlocked.Exchange(ref _completed, 1) == 0)
         {
-            _signal.Set();
+            Signal();
         }
     }
 
     /// <summary>Wakes the writer without queuing a frame (transport-level control such as a WebSocket pong).</summary>
-    public void Wake() => _signal.Set();
+    public void Wake() => Signal();
 
     /// <summary>Releases every queued frame (after the connection is gone).</summary>
     public void DiscardAll()

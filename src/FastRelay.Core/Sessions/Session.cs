@@ -28,13 +28,13 @@ public sealed class Session
     private static readonly byte[] s_tenantRate = "publish rate limit of this tenant"u8.ToArray();
 
     private readonly RelayEngine _engine;
-    private readonly Dictionary<string, TopicKey> _subscriptions = new(StringComparer.Ordinal);
+    // Created by the first SUB, like the other subscription maps: an idle connection holds none.
+    private Dictionary<string, TopicKey>? _subscriptions;
     private Dictionary<string, PatternSubscription>? _patternSubscriptions;
     private Dictionary<(string Topic, string Group), TopicKey>? _groups;
     private Dictionary<(string Pattern, string Group), PatternGroup>? _patternGroups;
-    private readonly object _closeLock = new();
     private SessionClose? _close;
-    private volatile SessionState _state;
+    private int _state; // a SessionState; AwaitingHello → Open by CAS, so a HELLO racing a close needs no lock
 
     internal Session(RelayEngine engine, string remoteEndPoint, string transport)
     {
@@ -54,7 +54,7 @@ public sealed class Session
     /// <summary>"ws", "tcp" or "unix".</summary>
     public string Transport { get; }
 
-    public SessionState State => _state;
+    public SessionState State => (SessionState)Volatile.Read(ref _state);
 
     public TenantContext? Tenant { get; private set; }
 
@@ -65,7 +65,7 @@ public sealed class Session
     /// <summary>Set once when the session starts closing.</summary>
     public SessionClose? CloseReason => Volatile.Read(ref _close);
 
-    public int SubscriptionCount => _subscriptions.Count + (_patternSubscriptions?.Count ?? 0) + (_groups?.Count ?? 0) + (_patternGroups?.Count ?? 0);
+    public int SubscriptionCount => (_subscriptions?.Count ?? 0) + (_patternSubscriptions?.Count ?? 0) + (_groups?.Count ?? 0) + (_patternGroups?.Count ?? 0);
 
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
@@ -84,7 +84,7 @@ public sealed class Session
     /// </summary>
     public bool OnEnvelope(ReadOnlyMemory<byte> bytes)
     {
-        if (_state == SessionState.Closed)
+        if (State == SessionState.Closed)
         {
             return false;
         }
@@ -96,7 +96,7 @@ public sealed class Session
             return false;
         }
 
-        if (_state == SessionState.AwaitingHello)
+        if (State == SessionState.AwaitingHello)
         {
             if (envelope.Type != FrameType.Hello)
             {
@@ -165,7 +165,7 @@ public sealed class Session
                 break;
         }
 
-        return _state != SessionState.Closed;
+        return State != SessionState.Closed;
     }
 
     private bool OnHello(in Envelope hello)
@@ -195,17 +195,13 @@ public sealed class Session
         _clientIdUtf8 = Encoding.UTF8.GetBytes(auth.ClientId!);
         _publishAllowed = auth.Publish;
         _subscribeAllowed = auth.Subscribe;
-        lock (_closeLock)
+        // The handshake deadline may have closed the session while this HELLO was being checked.
+        if (Interlocked.CompareExchange(ref _state, (int)SessionState.Open, (int)SessionState.AwaitingHello) != (int)SessionState.AwaitingHello)
         {
-            // The handshake deadline may have closed the session while this HELLO was being checked.
-            if (_state == SessionState.Closed)
-            {
-                return false;
-            }
-
-            _state = SessionState.Open;
-            _helloCompleted = true;
+            return false;
         }
+
+        _helloCompleted = true;
 
         var welcome = new Envelope(FrameType.Welcome)
             .WithVersion(ProtocolLimits.Version)
@@ -362,7 +358,7 @@ public sealed class Session
 
         string name = sub.TopicString;
         bool resume = sub.Has(FieldMask.Seq);
-        if (_subscriptions.TryGetValue(name, out var existing))
+        if (_subscriptions is not null && _subscriptions.TryGetValue(name, out var existing))
         {
             if (resume && !sub.Has(FieldMask.Epoch))
             {
@@ -414,7 +410,7 @@ public sealed class Session
         }
 
         var key = TopicKey.Create(Tenant!.Id, sub.Topic.Span);
-        _subscriptions.Add(name, key);
+        (_subscriptions ??= new Dictionary<string, TopicKey>(StringComparer.Ordinal)).Add(name, key);
         _engine.ShardFor(key.Hash).Post(new ShardCommand
         {
             Kind = ShardCommandKind.Subscribe,
@@ -844,7 +840,7 @@ public sealed class Session
             return;
         }
 
-        if (!_subscriptions.Remove(name, out var key))
+        if (_subscriptions is null || !_subscriptions.Remove(name, out var key))
         {
             SendError(unsub.RequestId, ErrorCode.NotFound, $"not subscribed to '{name}'");
             return;
@@ -890,12 +886,15 @@ public sealed class Session
             _countedInTenant = false;
             Tenant!.RemoveConnection();
         }
-        foreach (var key in _subscriptions.Values)
+        if (_subscriptions is not null)
         {
-            _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash });
-        }
+            foreach (var key in _subscriptions.Values)
+            {
+                _engine.ShardFor(key.Hash).Post(new ShardCommand { Kind = ShardCommandKind.Unsubscribe, Session = this, Topic = key, Hash = key.Hash });
+            }
 
-        _subscriptions.Clear();
+            _subscriptions.Clear();
+        }
         if (_groups is not null)
         {
             foreach (var ((_, group), key) in _groups)
@@ -940,26 +939,29 @@ public sealed class Session
         patternGroup.Home.Post(new ShardCommand { Kind = ShardCommandKind.GroupLeave, Session = this, PatternGroup = patternGroup, RequestId = requestId });
     }
 
-    private Action? _closing;
+    private Action<object?>? _closing;
+    private object? _closingState;
 
     /// <summary>
-    /// The transport's hook, run once when the session starts closing (from whichever thread closes it): it wakes
-    /// the connection's read loop so teardown is bounded even when the writer is stuck on a peer that never reads.
+    /// The transport's hook, run once with <paramref name="state"/> when the session starts closing (from whichever
+    /// thread closes it): it bounds the connection's teardown even when the peer never reads nor closes. A static
+    /// callback and a state object cost no delegate per connection.
     /// </summary>
-    public void OnClosing(Action callback) => _closing = callback;
+    public void OnClosing(Action<object?> callback, object? state)
+    {
+        _closingState = state;
+        _closing = callback;
+    }
 
     /// <summary>Starts closing (any thread). The first reason wins; the outbox stops accepting frames and the writer finishes.</summary>
     public void Close(SessionCloseKind kind, string reason)
     {
         if (Interlocked.CompareExchange(ref _close, new SessionClose(kind, reason), null) is null)
         {
-            lock (_closeLock)
-            {
-                _state = SessionState.Closed;
-            }
+            Interlocked.Exchange(ref _state, (int)SessionState.Closed);
 
             Outbox.Complete();
-            _closing?.Invoke();
+            _closing?.Invoke(_closingState);
         }
     }
 

@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.IO.Pipelines;
+using System.Net;
 using System.Net.Sockets;
 using FastRelay.Core.Sessions;
 using FastRelay.Protocol;
@@ -8,13 +8,14 @@ using Microsoft.Extensions.Logging;
 namespace FastRelay.Transport.Connections;
 
 /// <summary>
-/// One accepted socket: a read loop over a PipeReader with zero-byte reads (an idle connection holds no receive
-/// buffer) that hands whole envelopes to its <see cref="Session"/>, and a writer that drains the session's
-/// outbox, coalescing every queued frame into one send. A shard thread about to go idle may do the writer's job
-/// itself (<see cref="WriteInline"/>, a non-blocking send) when nobody is sending; a send right taken by CAS keeps
-/// the two from ever interleaving bytes. Subclasses supply the framing.
+/// One accepted socket: a read loop straight on the socket that hands whole envelopes to its <see cref="Session"/>,
+/// and a writer that drains the session's outbox, coalescing every queued frame into one send. The read loop waits
+/// for data with a zero-byte receive, so an idle connection holds no receive buffer; it then reads without blocking
+/// into a pooled buffer, and keeps one only while a frame is incomplete. A shard thread about to go idle may do the
+/// writer's job itself (<see cref="WriteInline"/>, a non-blocking send) when nobody is sending; a send right taken
+/// by CAS keeps the two from ever interleaving bytes. Subclasses supply the framing.
 /// </summary>
-internal abstract class Connection : IOutboxWriter
+internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
 {
     // Who may write to the socket. Exactly one party holds the right at a time, so bytes never interleave:
     // the async writer (Writer), a shard thread writing inline at the end of its batch (Inline), or nobody (Idle).
@@ -26,6 +27,9 @@ internal abstract class Connection : IOutboxWriter
     private const int SenderHandedOff = 3;
     private const int SenderClosed = 4;
 
+    /// <summary>First receive buffer: the size of a burst of small envelopes; it grows for a larger frame.</summary>
+    internal const int InitialReceiveBytes = 4096;
+
     private int _socketClosed;
     private int _sender;
     private int _wakeOnRelease;
@@ -36,22 +40,37 @@ internal abstract class Connection : IOutboxWriter
     private long _inlineWrites;
     private long _inlineHandOffs;
 
+    // Whether the writer runs: not at all (Idle), a pass is running (Running), woken during the pass so one more
+    // follows (RunAgain), or finished for good after the close (Exited).
+    private const int WriterIdle = 0;
+    private const int WriterRunning = 1;
+    private const int WriterRunAgain = 2;
+    private const int WriterExited = 3;
+    private static readonly TaskCompletionSource s_writerExited = new();
+
+    private int _writerRun;
+    private TaskCompletionSource? _writerExit;
+
+    // Receive buffer (pooled): held while a read is being parsed or a frame is incomplete, returned otherwise.
+    private byte[]? _input;
+    private int _inputStart;
+    private int _inputEnd;
+
+    private Task? _run;
+    private Timer? _closeDeadline;
+
     protected Connection(Socket socket, Session session, TransportContext context)
     {
         Socket = socket;
         Session = session;
         Context = context;
-        Input = PipeReader.Create(
-            new NetworkStream(socket, ownsSocket: false),
-            new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
-        if (context.Options.InlineSends)
-        {
-            // Synchronous sends return WouldBlock instead of waiting (async operations are unaffected: .NET keeps
-            // the descriptor non-blocking for them anyway). NetworkStream refuses a non-blocking socket at
-            // construction only, and the pipe reader uses it asynchronously.
-            socket.Blocking = false;
-            session.Outbox.AttachWriter(this);
-        }
+
+        // Receives after the zero-byte wait and sends (inline, or the writer's first try) must return WouldBlock
+        // instead of waiting. Async operations are unaffected: .NET keeps the descriptor non-blocking for them anyway.
+        socket.Blocking = false;
+        session.Outbox.AttachWriter(this, writeInline: context.Options.InlineSends);
+
+        session.OnClosing(static state => ((Connection)state!).OnSessionClosing(), this);
     }
 
     protected Socket Socket { get; }
@@ -66,7 +85,14 @@ internal abstract class Connection : IOutboxWriter
 
     protected TransportContext Context { get; }
 
-    protected PipeReader Input { get; }
+    /// <summary>The listener that accepted the socket: told when the connection has ended.</summary>
+    internal SocketListener? Listener { get; set; }
+
+    /// <summary>The peer's address while it counts against the per-address limit.</summary>
+    internal IPAddress? CountedAddress { get; set; }
+
+    /// <summary>Size of the receive buffer held now; 0 when none is (an idle connection).</summary>
+    internal int ReceiveBufferBytes => Volatile.Read(ref _input)?.Length ?? 0;
 
     private long _lastInboundMs = Environment.TickCount64;
     private Timer? _handshakeDeadline;
@@ -82,10 +108,12 @@ internal abstract class Connection : IOutboxWriter
     /// <summary>When the peer last sent anything (Environment.TickCount64).</summary>
     public long LastInboundMs => Volatile.Read(ref _lastInboundMs);
 
-    /// <summary>Read loops call this after every read that returned data.</summary>
-    protected void OnInput()
+    /// <summary>The read loop calls this after every read that returned data.</summary>
+    private void OnInput() => Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
+
+    /// <summary>After the frames of a read were handled: once HELLO is accepted the handshake deadline goes.</summary>
+    private void OnHandled()
     {
-        Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
         if (_handshakeDeadline is { } deadline && Session.State == SessionState.Open)
         {
             // An idle connection should not keep a timer alive for its whole life.
@@ -119,36 +147,109 @@ internal abstract class Connection : IOutboxWriter
 
     protected int MaxMessageBytes => Context.Engine.Options.MaxMessageBytes;
 
-    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Completes when the connection has been torn down (never faults).</summary>
+    public Task Completion => _run ?? Task.CompletedTask;
 
-    /// <summary>Completes when <see cref="RunAsync"/> has torn the connection down.</summary>
-    public Task Completion => _completed.Task;
+    /// <summary>Starts the connection; <see cref="Completion"/> tracks it to its end.</summary>
+    public void Start() => _run = RunAsync();
 
-    /// <summary>Runs the connection to its end; never throws.</summary>
-    public async Task RunAsync()
+    /// <summary>
+    /// The connection's whole life in one async method (one state machine per connection, not one per layer):
+    /// read and handle frames until the peer closes or the session ends, read on (discarding) until the peer closes
+    /// too or the close deadline drops the socket, then tear down.
+    /// </summary>
+    private async Task RunAsync()
     {
+        bool draining = false;
+        bool mayHaveMore = false;
         try
         {
-            await RunCoreAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            _completed.TrySetResult();
-        }
-    }
+            while (true)
+            {
+                if (!mayHaveMore)
+                {
+                    if (_inputStart == _inputEnd)
+                    {
+                        ReturnInput(); // nothing incomplete: wait holding no buffer
+                    }
 
-    private async Task RunCoreAsync()
-    {
-        Session.OnClosing(Input.CancelPendingRead);
-        var writer = WriteLoopAsync();
-        bool peerClosed = false;
-        try
-        {
-            peerClosed = await ReadLoopAsync().ConfigureAwait(false);
+                    // Completes when data (or the peer's FIN) is there, without taking any of it.
+                    await Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                }
+
+                if (!draining && Session.State == SessionState.Closed)
+                {
+                    draining = true; // closed from elsewhere while we waited
+                }
+
+                var free = InputSpace();
+                int received = Socket.Receive(free.Span, SocketFlags.None, out SocketError error);
+                if (error == SocketError.WouldBlock)
+                {
+                    mayHaveMore = false;
+                    continue;
+                }
+
+                if (error != SocketError.Success)
+                {
+                    throw new SocketException((int)error);
+                }
+
+                if (received == 0)
+                {
+                    break; // the peer closed
+                }
+
+                OnInput();
+                _inputEnd += received;
+                mayHaveMore = received == free.Length; // the buffer filled up: the socket may hold more
+                if (draining)
+                {
+                    // Read until the peer closes too, so unread input does not turn our close into a reset
+                    // that could destroy the last frames in flight.
+                    _inputStart = _inputEnd = 0;
+                    continue;
+                }
+
+                var buffer = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);
+                FrameOutcome outcome;
+                while (true)
+                {
+                    outcome = TryHandleNext(ref buffer);
+                    if (outcome == FrameOutcome.Handled)
+                    {
+                        continue;
+                    }
+
+                    if (outcome != FrameOutcome.Respond)
+                    {
+                        break;
+                    }
+
+                    // Before anything after it is handled: the WebSocket handshake's answer goes out ahead of the
+                    // replies to the frames that follow the upgrade request.
+                    _inputStart = _inputEnd - (int)buffer.Length;
+                    await SendAsync(TakeResponse()).ConfigureAwait(false);
+                    buffer = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);
+                }
+
+                _inputStart = _inputEnd - (int)buffer.Length;
+                if (_inputStart == _inputEnd)
+                {
+                    _inputStart = _inputEnd = 0;
+                }
+
+                OnHandled();
+
+                if (outcome == FrameOutcome.Stop)
+                {
+                    draining = true;
+                    _inputStart = _inputEnd = 0;
+                }
+            }
         }
         catch (Exception ex) when (IsDisconnect(ex))
         {
-            peerClosed = true;
         }
         catch (Exception ex)
         {
@@ -156,44 +257,98 @@ internal abstract class Connection : IOutboxWriter
             Session.Close(SessionCloseKind.InternalError, "internal error");
         }
 
+        ReturnInput();
         Session.Close(SessionCloseKind.Normal, "connection closed by peer");
         try
         {
             // The writer flushes what is queued (an ERROR, a close frame), then shuts down our sending side.
-            await writer.WaitAsync(Context.Options.CloseTimeout).ConfigureAwait(false);
-            if (!peerClosed)
-            {
-                // Read until the peer closes too, so unread input does not turn our close into a reset
-                // that could destroy the last frames in flight.
-                await DrainInputAsync().ConfigureAwait(false);
-            }
+            await WhenWriterExited().WaitAsync(Context.Options.CloseTimeout).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsDisconnect(ex) || ex is TimeoutException)
         {
         }
 
+        OnReadEnded();
         Session.OnTransportClosed();
         CloseSocket();
-        await Input.CompleteAsync().ConfigureAwait(false);
-        await writer.ConfigureAwait(false);
-    }
-
-    private async Task DrainInputAsync()
-    {
-        using var timeout = new CancellationTokenSource(Context.Options.CloseTimeout);
-        while (true)
+        Interlocked.Exchange(ref _closeDeadline, null)?.Dispose();
+        try
         {
-            var result = await Input.ReadAsync(timeout.Token).ConfigureAwait(false);
-            Input.AdvanceTo(result.Buffer.End);
-            if (result.IsCompleted)
-            {
-                return;
-            }
+            await WhenWriterExited().ConfigureAwait(false); // quick now: its socket is gone
+        }
+        finally
+        {
+            Listener?.OnConnectionEnded(this);
         }
     }
 
-    /// <summary>Reads frames until the peer closes (returns true) or the session ends (returns false).</summary>
-    protected abstract Task<bool> ReadLoopAsync();
+    /// <summary>
+    /// Session closing, from any thread: the read loop may be parked in a receive that only the peer can end, so
+    /// bound the teardown: after <see cref="TransportOptions.CloseTimeout"/> the socket is dropped, which ends it.
+    /// </summary>
+    private void OnSessionClosing()
+    {
+        if (Volatile.Read(ref _socketClosed) != 0)
+        {
+            return;
+        }
+
+        var deadline = new Timer(static state => ((Connection)state!).CloseSocket(), this, Timeout.Infinite, Timeout.Infinite);
+        if (Interlocked.CompareExchange(ref _closeDeadline, deadline, null) is not null)
+        {
+            deadline.Dispose();
+            return;
+        }
+
+        deadline.Change(Context.Options.CloseTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>Free space to receive into: rents the buffer, moves a partial frame to the front, grows it for a large one.</summary>
+    private Memory<byte> InputSpace()
+    {
+        if (_input is null)
+        {
+            _input = ArrayPool<byte>.Shared.Rent(InitialReceiveBytes);
+            _inputStart = _inputEnd = 0;
+        }
+        else if (_inputStart > 0)
+        {
+            _input.AsSpan(_inputStart, _inputEnd - _inputStart).CopyTo(_input);
+            _inputEnd -= _inputStart;
+            _inputStart = 0;
+        }
+
+        if (_inputEnd == _input.Length)
+        {
+            // An incomplete frame fills the buffer: the parsers reject frames over the limit from their header, so
+            // a frame that still does not fit at the limit is a framing bug, not a reason to grow without end.
+            int limit = MaxBufferedBytes;
+            if (_input.Length >= limit)
+            {
+                throw new InvalidOperationException($"an incomplete frame fills the receive buffer ({_input.Length} bytes)");
+            }
+
+            byte[] larger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)_input.Length * 2, limit));
+            _input.AsSpan(0, _inputEnd).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(_input);
+            _input = larger;
+        }
+
+        return _input.AsMemory(_inputEnd);
+    }
+
+    private void ReturnInput()
+    {
+        if (_input is { } input)
+        {
+            _input = null;
+            _inputStart = _inputEnd = 0;
+            ArrayPool<byte>.Shared.Return(input);
+        }
+    }
+
+    /// <summary>The most bytes one incomplete frame (or handshake) may need buffered.</summary>
+    protected abstract int MaxBufferedBytes { get; }
 
     /// <summary>What <see cref="TryHandleNext"/> did with the front of the input.</summary>
     protected enum FrameOutcome : byte
@@ -204,49 +359,19 @@ internal abstract class Connection : IOutboxWriter
         Handled,
         /// <summary>The session is closing: stop reading.</summary>
         Stop,
+        /// <summary>Send <see cref="TakeResponse"/> before handling anything else, then go on.</summary>
+        Respond,
     }
 
     /// <summary>Parses and handles one frame from the front of <paramref name="buffer"/> (advancing it).</summary>
     protected abstract FrameOutcome TryHandleNext(ref ReadOnlySequence<byte> buffer);
 
-    /// <summary>
-    /// The read loop both framings share: read, hand every whole frame to <see cref="TryHandleNext"/>, keep the
-    /// partial rest for the next read. True when the peer closed, false when the session ended.
-    /// </summary>
-    protected async Task<bool> ReadFramesAsync()
+    /// <summary>The bytes a <see cref="FrameOutcome.Respond"/> asked to send (the WebSocket handshake's answer).</summary>
+    protected virtual ReadOnlyMemory<byte> TakeResponse() => ReadOnlyMemory<byte>.Empty;
+
+    /// <summary>The read loop has ended: release what the framing holds.</summary>
+    protected virtual void OnReadEnded()
     {
-        while (true)
-        {
-            var result = await Input.ReadAsync().ConfigureAwait(false);
-            if (result.IsCanceled)
-            {
-                return false;
-            }
-
-            var buffer = result.Buffer;
-            OnInput();
-            var outcome = FrameOutcome.Handled;
-            try
-            {
-                while ((outcome = TryHandleNext(ref buffer)) == FrameOutcome.Handled)
-                {
-                }
-            }
-            finally
-            {
-                Input.AdvanceTo(buffer.Start, buffer.End);
-            }
-
-            if (outcome == FrameOutcome.Stop)
-            {
-                return false;
-            }
-
-            if (result.IsCompleted)
-            {
-                return true;
-            }
-        }
     }
 
     /// <summary>Size of the transport header in front of an envelope of <paramref name="bodyLength"/> bytes.</summary>
@@ -261,7 +386,7 @@ internal abstract class Connection : IOutboxWriter
     /// <summary>Last bytes to send when the session has closed (a WebSocket close frame); returns bytes written.</summary>
     protected virtual int WriteClosing(Span<byte> destination, SessionClose reason) => 0;
 
-    /// <summary>Hands a whole envelope to the session; copies it first when it spans pipe segments.</summary>
+    /// <summary>Hands a whole envelope to the session; copies it first when it spans segments.</summary>
     protected bool Deliver(in ReadOnlySequence<byte> body)
     {
         if (body.IsSingleSegment)
@@ -282,39 +407,82 @@ internal abstract class Connection : IOutboxWriter
         }
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>
+    /// Outbox wake-up (any thread): runs the writer on the thread pool unless it is running already, in which case
+    /// it makes one more pass. Nothing waits between wake-ups, so an idle connection keeps no writer parked.
+    /// </summary>
+    public void Wake()
+    {
+        // The caller's preceding store (a queued frame, completion) must be visible before we read the state:
+        // otherwise a writer ending its pass could miss it and go idle with the frame queued (lost wake-up).
+        Interlocked.MemoryBarrier();
+        while (true)
+        {
+            switch (Volatile.Read(ref _writerRun))
+            {
+                case WriterIdle:
+                    if (Interlocked.CompareExchange(ref _writerRun, WriterRunning, WriterIdle) == WriterIdle)
+                    {
+                        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+                        return;
+                    }
+
+                    break;
+                case WriterRunning:
+                    if (Interlocked.CompareExchange(ref _writerRun, WriterRunAgain, WriterRunning) == WriterRunning)
+                    {
+                        return;
+                    }
+
+                    break;
+                default:
+                    return; // already asked to run again, or finished for good
+            }
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => _ = WriteAsync();
+
+    /// <summary>
+    /// The writer: passes over the outbox until a pass ends with no wake-up since it started. Completes
+    /// synchronously (no allocation) when every send is taken by the kernel at once; only a send that must wait for
+    /// the socket makes it go async. Ends for good once the session has closed and the closing bytes are out.
+    /// </summary>
+    private async Task WriteAsync()
     {
         var outbox = Session.Outbox;
         try
         {
             while (true)
             {
-                await outbox.WaitAsync().ConfigureAwait(false);
-                if (!TryClaimForWriter())
+                if (TryClaimForWriter())
                 {
-                    continue; // a shard thread is writing inline; it wakes us again when it lets go
-                }
+                    await SendCarryAsync().ConfigureAwait(false);
+                    await DrainAsync(outbox).ConfigureAwait(false);
+                    if (outbox.IsCompleted)
+                    {
+                        // Closing, and the writer keeps the send right from here on (the close deadline, armed when
+                        // the session closed, bounds how long a peer that never reads can hold this up).
+                        if (Session.CloseReason?.Kind == SessionCloseKind.SlowConsumer)
+                        {
+                            outbox.DiscardAll(); // its backlog is why it is closed: do not try to push it out first
+                        }
 
-                await SendCarryAsync().ConfigureAwait(false);
-                await DrainAsync(outbox).ConfigureAwait(false);
-                if (!outbox.IsCompleted)
-                {
+                        await DrainAsync(outbox).ConfigureAwait(false);
+                        await SendClosingAsync().ConfigureAwait(false);
+                        break;
+                    }
+
                     Release(outbox);
-                    continue;
                 }
 
-                // Closing, and the writer keeps the send right from here on. Wake the read loop now, so the
-                // connection's teardown (bounded by CloseTimeout) does not wait for a peer that may never read
-                // what is still queued.
-                Input.CancelPendingRead();
-                if (Session.CloseReason?.Kind == SessionCloseKind.SlowConsumer)
+                // Not claimed: a shard thread is writing inline, and wakes us again when it lets go.
+                if (Interlocked.CompareExchange(ref _writerRun, WriterIdle, WriterRunning) == WriterRunning)
                 {
-                    outbox.DiscardAll(); // its backlog is why it is closed: do not try to push it out first
+                    return; // no wake-up during the pass: whoever queues next starts a new one
                 }
 
-                await DrainAsync(outbox).ConfigureAwait(false);
-                await SendClosingAsync().ConfigureAwait(false);
-                break;
+                Volatile.Write(ref _writerRun, WriterRunning); // woken during the pass: one more
             }
         }
         catch (Exception ex) when (IsDisconnect(ex))
@@ -326,17 +494,29 @@ internal abstract class Connection : IOutboxWriter
             Context.Logger.LogWarning(ex, "Writer of {Session} failed", Session);
             Session.Close(SessionCloseKind.InternalError, "internal error");
         }
-        finally
+
+        // The writer holds the send right on every way here: nobody else sends from now on.
+        Volatile.Write(ref _writerRun, WriterExited);
+        Volatile.Write(ref _sender, SenderClosed);
+        DiscardCarry();
+        outbox.DiscardAll();
+
+        // Nothing more will be sent: half-close. The peer answers with its own FIN, which ends the read loop.
+        ShutdownSend();
+        Interlocked.Exchange(ref _writerExit, s_writerExited)?.TrySetResult();
+    }
+
+    /// <summary>Teardown: completes when the writer has finished for good (it has been woken by the session's close).</summary>
+    private Task WhenWriterExited()
+    {
+        if (Volatile.Read(ref _writerExit) is { } known)
         {
-            // The writer holds the send right on every way out of the loop: nobody else sends from now on.
-            Volatile.Write(ref _sender, SenderClosed);
-            DiscardCarry();
-            outbox.DiscardAll();
+            return known == s_writerExited ? Task.CompletedTask : known.Task;
         }
 
-        // Nothing more will be sent: half-close, and wake the read loop so the connection winds down.
-        ShutdownSend();
-        Input.CancelPendingRead();
+        var exit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var existing = Interlocked.CompareExchange(ref _writerExit, exit, null);
+        return existing is null ? exit.Task : existing == s_writerExited ? Task.CompletedTask : existing.Task;
     }
 
     /// <summary>Copies queued frames into one pooled buffer per send; large frames go out without the copy.</summary>
@@ -651,18 +831,11 @@ internal abstract class Connection : IOutboxWriter
     {
         if (Session.CloseReason is null)
         {
-            Session.Close(kind, reason);
-            _ = CloseSocketAfterAsync(Context.Options.CloseTimeout);
+            Session.Close(kind, reason); // arms the close deadline
             return;
         }
 
         Session.Close(kind, reason);
-        CloseSocket();
-    }
-
-    private async Task CloseSocketAfterAsync(TimeSpan delay)
-    {
-        await Task.Delay(delay).ConfigureAwait(false);
         CloseSocket();
     }
 

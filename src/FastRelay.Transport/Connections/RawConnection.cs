@@ -13,7 +13,7 @@ internal sealed class RawConnection : Connection
     {
     }
 
-    protected override Task<bool> ReadLoopAsync() => ReadFramesAsync();
+    protected override int MaxBufferedBytes => RawFraming.HeaderSize + MaxMessageBytes;
 
     protected override FrameOutcome TryHandleNext(ref ReadOnlySequence<byte> buffer)
     {

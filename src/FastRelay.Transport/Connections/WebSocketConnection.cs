@@ -13,12 +13,18 @@ namespace FastRelay.Transport.Connections;
 /// </summary>
 internal sealed class WebSocketConnection : Connection
 {
-    private readonly object _pongLock = new();
+    // The latest ping's payload, created by the first ping (most connections never send one); it is also the
+    // lock between the read loop that fills it and the sender that answers it.
     private byte[]? _pong;
     private int _pongLength = -1;
     private volatile bool _pingPending;
     private volatile bool _upgraded;
     private WebSocketMessageReader? _reader;
+
+    // Handshake: the answer being sent, and what it said.
+    private ArrayBufferWriter<byte>? _response;
+    private bool _accepted;
+    private HandshakeFailure _refusal;
     private ushort _closeCode;
     private string? _closeReason;
 
@@ -27,28 +33,19 @@ internal sealed class WebSocketConnection : Connection
     {
     }
 
-    protected override async Task<bool> ReadLoopAsync()
-    {
-        var handshake = await HandshakeAsync().ConfigureAwait(false);
-        if (handshake is not null)
-        {
-            return handshake.Value;
-        }
+    // Handshake bytes may be followed by pipelined frames in the same read; the parser bounds the handshake itself.
+    protected override int MaxBufferedBytes => Context.Options.MaxHandshakeBytes + InitialReceiveBytes;
 
-        _reader = new WebSocketMessageReader(MaxMessageBytes);
-        try
-        {
-            return await ReadFramesAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            _reader.Dispose();
-        }
-    }
+    protected override void OnReadEnded() => _reader?.Dispose();
 
     protected override FrameOutcome TryHandleNext(ref ReadOnlySequence<byte> buffer)
     {
-        var status = _reader!.TryRead(ref buffer, out var message);
+        if (_reader is null)
+        {
+            return TryHandshake(ref buffer);
+        }
+
+        var status = _reader.TryRead(ref buffer, out var message);
         if (status == WebSocketReadStatus.NeedMoreData)
         {
             return FrameOutcome.NeedMoreData;
@@ -69,11 +66,13 @@ internal sealed class WebSocketConnection : Connection
 
                 return Session.OnEnvelope(message.Payload);
             case WebSocketReadStatus.Ping:
-                lock (_pongLock)
                 {
-                    _pong ??= new byte[WebSocketFrameWriter.MaxControlPayload];
-                    message.Payload.Span.CopyTo(_pong);
-                    _pongLength = message.Payload.Length; // only the latest ping needs an answer (RFC 6455 5.5.3)
+                    var pong = _pong ??= new byte[WebSocketFrameWriter.MaxControlPayload]; // only this thread sets it
+                    lock (pong)
+                    {
+                        message.Payload.Span.CopyTo(pong);
+                        _pongLength = message.Payload.Length; // only the latest ping needs an answer (RFC 6455 5.5.3)
+                    }
                 }
 
                 Session.Outbox.Wake();
@@ -104,53 +103,56 @@ internal sealed class WebSocketConnection : Connection
         return false;
     }
 
-    /// <summary>Null when upgraded; otherwise the read loop's result (the connection ends).</summary>
-    private async Task<bool?> HandshakeAsync()
+    /// <summary>
+    /// Before the upgrade: parses the HTTP request and prepares the answer (101, or a refusal), which the read loop
+    /// sends before it hands on anything that followed the request. After a refusal the session closes.
+    /// </summary>
+    private FrameOutcome TryHandshake(ref ReadOnlySequence<byte> buffer)
     {
-        while (true)
+        if (_response is not null)
         {
-            var result = await Input.ReadAsync().ConfigureAwait(false);
-            if (result.IsCanceled)
+            // The answer has gone out.
+            _response = null;
+            if (!_accepted)
             {
-                return false;
+                Session.Close(SessionCloseKind.ProtocolError, $"WebSocket handshake refused: {_refusal}");
+                return FrameOutcome.Stop;
             }
 
-            var buffer = result.Buffer;
-            OnInput();
-            var status = WebSocketHandshake.TryParse(ref buffer, Context.Options.MaxHandshakeBytes, out var request, out var failure);
-            if (status == HandshakeStatus.NeedMoreData)
-            {
-                Input.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted)
-                {
-                    return true;
-                }
-
-                continue;
-            }
-
-            Input.AdvanceTo(buffer.Start);
-            if (status == HandshakeStatus.Accepted && !string.Equals(request.Path, Context.Options.WebSocketPath, StringComparison.Ordinal))
-            {
-                status = HandshakeStatus.Rejected;
-                failure = new HandshakeFailure(404, $"no WebSocket endpoint at '{request.Path}' (use '{Context.Options.WebSocketPath}')");
-            }
-
-            var response = new ArrayBufferWriter<byte>(256);
-            if (status == HandshakeStatus.Rejected)
-            {
-                WebSocketHandshake.WriteReject(response, in failure);
-                await SendAsync(response.WrittenMemory).ConfigureAwait(false);
-                Session.Close(SessionCloseKind.ProtocolError, $"WebSocket handshake refused: {failure}");
-                return false;
-            }
-
-            WebSocketHandshake.WriteAccept(response, request.Key);
-            await SendAsync(response.WrittenMemory).ConfigureAwait(false);
             _upgraded = true;
-            return null;
+            _reader = new WebSocketMessageReader(MaxMessageBytes);
+            return FrameOutcome.Handled;
         }
+
+        var status = WebSocketHandshake.TryParse(ref buffer, Context.Options.MaxHandshakeBytes, out var request, out var failure);
+        if (status == HandshakeStatus.NeedMoreData)
+        {
+            return FrameOutcome.NeedMoreData;
+        }
+
+        if (status == HandshakeStatus.Accepted && !string.Equals(request.Path, Context.Options.WebSocketPath, StringComparison.Ordinal))
+        {
+            status = HandshakeStatus.Rejected;
+            failure = new HandshakeFailure(404, $"no WebSocket endpoint at '{request.Path}' (use '{Context.Options.WebSocketPath}')");
+        }
+
+        var response = new ArrayBufferWriter<byte>(status == HandshakeStatus.Rejected ? 256 : 160);
+        if (status == HandshakeStatus.Rejected)
+        {
+            WebSocketHandshake.WriteReject(response, in failure);
+            _refusal = failure;
+        }
+        else
+        {
+            WebSocketHandshake.WriteAccept(response, request.Key);
+            _accepted = true;
+        }
+
+        _response = response;
+        return FrameOutcome.Respond;
     }
+
+    protected override ReadOnlyMemory<byte> TakeResponse() => _response!.WrittenMemory;
 
     protected override int HeaderSize(int bodyLength) => WebSocketFrameWriter.GetHeaderSize(bodyLength);
 
@@ -183,7 +185,8 @@ internal sealed class WebSocketConnection : Connection
             return 0;
         }
 
-        lock (_pongLock)
+        var pong = Volatile.Read(ref _pong)!; // set before any length was
+        lock (pong)
         {
             int length = _pongLength;
             if (length < 0)
@@ -192,7 +195,7 @@ internal sealed class WebSocketConnection : Connection
             }
 
             int header = WebSocketFrameWriter.WriteHeader(destination, WebSocketOpcode.Pong, length);
-            _pong.AsSpan(0, length).CopyTo(destination[header..]);
+            pong.AsSpan(0, length).CopyTo(destination[header..]);
             _pongLength = -1;
             return header + length;
         }

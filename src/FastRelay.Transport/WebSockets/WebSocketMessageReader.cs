@@ -10,9 +10,9 @@ namespace FastRelay.Transport.WebSockets;
 /// <remarks>
 /// Data payloads are consumed from the input as they arrive and unmasked into a buffer rented from
 /// <see cref="ArrayPool{T}.Shared"/>, so the input is left holding at most a partial header or one partial control
-/// frame (131 bytes) and the pipe's pause threshold need not exceed the message limit. The buffer is rented only while a message is being read and
+/// frame (131 bytes) and the connection's receive buffer need not grow to the message limit. The buffer is rented only while a message is being read and
 /// given back once a read finds no more input with no message in progress: an idle connection holds none.
-/// Control payloads (at most 125 bytes) are parsed only once whole and unmasked into a small buffer of their own,
+/// Control payloads (at most 125 bytes) are parsed only once whole and unmasked into a small buffer of their own (created by the first one),
 /// so a ping between fragments leaves the message being assembled untouched.
 /// </remarks>
 public sealed class WebSocketMessageReader : IDisposable
@@ -29,7 +29,8 @@ public sealed class WebSocketMessageReader : IDisposable
     private const int DefinedOpcodes = 0b0000_0111_0000_0111;
 
     private readonly int _maxMessageBytes;
-    private readonly byte[] _control = new byte[MaxControlPayload];
+    // Created by the first control frame: most connections never send one.
+    private byte[]? _control;
 
     private byte[]? _buffer;
 
@@ -120,7 +121,7 @@ public sealed class WebSocketMessageReader : IDisposable
                 }
 
                 int payloadLength = (int)header.PayloadLength;
-                WebSocketMask.Apply(buffer.Slice(header.HeaderLength, payloadLength), _control, header.Key, 0);
+                WebSocketMask.Apply(buffer.Slice(header.HeaderLength, payloadLength), _control ??= new byte[MaxControlPayload], header.Key, 0);
                 buffer = buffer.Slice(frameLength);
                 return ReadControl(header.Opcode, payloadLength, out message);
             }
@@ -308,7 +309,7 @@ public sealed class WebSocketMessageReader : IDisposable
 
     private WebSocketReadStatus ReadControl(WebSocketOpcode opcode, int payloadLength, out WebSocketMessage message)
     {
-        ReadOnlyMemory<byte> payload = _control.AsMemory(0, payloadLength);
+        ReadOnlyMemory<byte> payload = _control!.AsMemory(0, payloadLength);
         switch (opcode)
         {
             case WebSocketOpcode.Ping:
