@@ -358,42 +358,26 @@ public sealed class Session
 
         string name = sub.TopicString;
         bool resume = sub.Has(FieldMask.Seq);
+        if (resume && !sub.Has(FieldMask.Epoch))
+        {
+            SendError(sub.RequestId, ErrorCode.BadFrame, "resuming needs both field 3 (epoch) and field 4 (seq)");
+            return;
+        }
+
         if (_subscriptions is not null && _subscriptions.TryGetValue(name, out var existing))
         {
-            if (resume && !sub.Has(FieldMask.Epoch))
-            {
-                SendError(sub.RequestId, ErrorCode.BadFrame, "resuming needs both field 3 (epoch) and field 4 (seq)");
-                return;
-            }
-
             // A second subscription to the same topic on one connection (two consumers in one client) is
             // acknowledged with the current position; the connection still receives each event once.
             // A resuming SUB on a live subscription (a client repairing a gap) replays into it: RECOVERED and the
             // events after its seq, then the live ones, from the topic's shard thread, so no gap and no duplicate at
             // the seam; the subscription (and its presence) stays as it is.
-            _engine.ShardFor(existing.Hash).Post(new ShardCommand
-            {
-                Kind = ShardCommandKind.Subscribe,
-                Session = this,
-                Topic = existing,
-                Hash = existing.Hash,
-                RequestId = sub.RequestId,
-                Resume = resume,
-                SinceEpoch = sub.Epoch,
-                SinceSeq = sub.Seq,
-            });
+            PostSubscribe(existing, in sub, resume, info: null);
             return;
         }
 
         if (SubscriptionCount >= _engine.Options.MaxSubscriptionsPerConnection)
         {
             SendError(sub.RequestId, ErrorCode.LimitExceeded, $"subscription limit of {_engine.Options.MaxSubscriptionsPerConnection} per connection reached");
-            return;
-        }
-
-        if (resume && !sub.Has(FieldMask.Epoch))
-        {
-            SendError(sub.RequestId, ErrorCode.BadFrame, "resuming needs both field 3 (epoch) and field 4 (seq)");
             return;
         }
 
@@ -411,6 +395,10 @@ public sealed class Session
 
         var key = TopicKey.Create(Tenant!.Id, sub.Topic.Span);
         (_subscriptions ??= new Dictionary<string, TopicKey>(StringComparer.Ordinal)).Add(name, key);
+        PostSubscribe(key, in sub, resume, info);
+    }
+
+    private void PostSubscribe(TopicKey key, in Envelope sub, bool resume, byte[]? info) =>
         _engine.ShardFor(key.Hash).Post(new ShardCommand
         {
             Kind = ShardCommandKind.Subscribe,
@@ -423,7 +411,6 @@ public sealed class Session
             SinceSeq = sub.Seq,
             Info = info,
         });
-    }
 
     /// <summary>
     /// KV_GET / KV_SET / KV_DELETE: the key travels in field 2 (topic rules), the value in payload, ttl_ms, an
