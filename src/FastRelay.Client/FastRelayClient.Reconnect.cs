@@ -97,7 +97,7 @@ public sealed partial class FastRelayClient
 
                 if (delay > TimeSpan.Zero)
                 {
-                    await Task.Delay(delay, ct).ConfigureAwait(false);
+                    await (ReconnectDelayForTest?.Invoke(delay, ct) ?? Task.Delay(delay, ct)).ConfigureAwait(false);
                 }
 
                 if (BeforeReconnectForTest is { } gate)

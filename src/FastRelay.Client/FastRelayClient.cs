@@ -388,6 +388,9 @@ public sealed partial class FastRelayClient : IAsyncDisposable
     /// <summary>Test hook: awaited before each reconnect attempt, to hold a client disconnected while a test acts.</summary>
     internal Func<CancellationToken, Task>? BeforeReconnectForTest { get; set; }
 
+    /// <summary>Tests: replaces the wait before a reconnect attempt (gets the delay the client chose).</summary>
+    internal Func<TimeSpan, CancellationToken, Task>? ReconnectDelayForTest { get; set; }
+
     /// <summary>Test hook: sees each envelope first on the receive loop; true discards it (as if the server had dropped it).</summary>
     internal Func<ReadOnlyMemory<byte>, bool>? InterceptEnvelopeForTest { get; set; }
 
