@@ -18,7 +18,9 @@ public sealed class RelayServer : IAsyncDisposable
     private readonly List<SocketListener> _listeners = [];
     private readonly TransportContext _context;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly HandshakeDeadlines _handshakes;
     private Task? _idleLoop;
+    private Task? _handshakeLoop;
     private int _stopped;
 
     public RelayServer(RelayEngine engine, TransportOptions options, ILogger? logger = null)
@@ -27,6 +29,7 @@ public sealed class RelayServer : IAsyncDisposable
         Engine = engine;
         Options = options;
         _context = new TransportContext(engine, options, logger ?? NullLogger.Instance);
+        _handshakes = new HandshakeDeadlines(options.HandshakeTimeout);
     }
 
     public RelayEngine Engine { get; }
@@ -104,6 +107,23 @@ public sealed class RelayServer : IAsyncDisposable
         }
 
         _idleLoop = IdleLoopAsync(_stopping.Token);
+        _handshakeLoop = HandshakeLoopAsync(_stopping.Token);
+    }
+
+    /// <summary>Aborts connections that have not finished the handshake (upgrade and HELLO) in time.</summary>
+    private async Task HandshakeLoopAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(_handshakes.Period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                _handshakes.Sweep(Environment.TickCount64);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     /// <summary>Once a second: keepalive PINGs for quiet connections, and closing the ones past the idle timeout.</summary>
@@ -163,7 +183,7 @@ public sealed class RelayServer : IAsyncDisposable
         await StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private void Add(ListenerKind kind, EndPoint endPoint) => _listeners.Add(new SocketListener(kind, endPoint, _context, _connections));
+    private void Add(ListenerKind kind, EndPoint endPoint) => _listeners.Add(new SocketListener(kind, endPoint, _context, _connections, _handshakes));
 
     private EndPoint? Find(ListenerKind kind) => _listeners.FirstOrDefault(l => l.Kind == kind)?.EndPoint;
 
@@ -186,6 +206,11 @@ public sealed class RelayServer : IAsyncDisposable
         if (_idleLoop is not null)
         {
             await _idleLoop.ConfigureAwait(false);
+        }
+
+        if (_handshakeLoop is not null)
+        {
+            await _handshakeLoop.ConfigureAwait(false);
         }
 
         foreach (var connection in _connections.Keys)

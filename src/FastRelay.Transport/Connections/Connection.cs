@@ -95,14 +95,6 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
     internal int ReceiveBufferBytes => Volatile.Read(ref _input)?.Length ?? 0;
 
     private long _lastInboundMs = Environment.TickCount64;
-    private Timer? _handshakeDeadline;
-
-    /// <summary>The timer that aborts the connection if HELLO does not come in time; dropped once it has.</summary>
-    internal Timer? HandshakeDeadline
-    {
-        get => _handshakeDeadline;
-        set => _handshakeDeadline = value;
-    }
     private long _pingedAtMs;
 
     /// <summary>When the peer last sent anything (Environment.TickCount64).</summary>
@@ -110,17 +102,6 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
 
     /// <summary>The read loop calls this after every read that returned data.</summary>
     private void OnInput() => Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
-
-    /// <summary>After the frames of a read were handled: once HELLO is accepted the handshake deadline goes.</summary>
-    private void OnHandled()
-    {
-        if (_handshakeDeadline is { } deadline && Session.State == SessionState.Open)
-        {
-            // An idle connection should not keep a timer alive for its whole life.
-            _handshakeDeadline = null;
-            deadline.Dispose();
-        }
-    }
 
     /// <summary>Keepalive and idle timeout, driven once a second by the server.</summary>
     internal void CheckIdle(long nowMs, long keepAliveMs, long idleTimeoutMs)
@@ -238,8 +219,6 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
                 {
                     _inputStart = _inputEnd = 0;
                 }
-
-                OnHandled();
 
                 if (outcome == FrameOutcome.Stop)
                 {
