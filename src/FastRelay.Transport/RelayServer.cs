@@ -16,7 +16,8 @@ public sealed class RelayServer : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<Connection, byte> _connections = new();
     private readonly List<SocketListener> _listeners = [];
-    private readonly TransportContext _context;
+    private readonly ILogger _logger;
+    private TransportContext _context;
     private readonly CancellationTokenSource _stopping = new();
     private readonly HandshakeDeadlines _handshakes;
     private Task? _idleLoop;
@@ -29,6 +30,7 @@ public sealed class RelayServer : IAsyncDisposable
         Engine = engine;
         Options = options;
         _context = new TransportContext(engine, options, logger ?? NullLogger.Instance);
+        _logger = logger ?? NullLogger.Instance;
         _handshakes = new HandshakeDeadlines(options.HandshakeTimeout);
     }
 
@@ -75,9 +77,17 @@ public sealed class RelayServer : IAsyncDisposable
     /// <summary>unix:///path of the Unix listener.</summary>
     public Uri? UnixUri => UnixPath is { } path ? new Uri($"unix://{path}") : null;
 
+    /// <summary>Sockets registered with the epoll engine now (0 with the sockets engine).</summary>
+    internal int EpollRegistrations => _context.Epoll?.RegisteredCount ?? 0;
+
     /// <summary>Binds every configured listener and starts accepting.</summary>
     public void Start()
     {
+        if (Options.ResolvedIoEngine == IoEngine.Epoll)
+        {
+            _context = _context with { Epoll = new Epoll.EpollEngine(_logger) };
+        }
+
         try
         {
             if (!string.IsNullOrEmpty(Options.WebSocket))
@@ -97,6 +107,7 @@ public sealed class RelayServer : IAsyncDisposable
         }
         catch (SocketException ex)
         {
+            _context.Epoll?.Dispose();
             throw new InvalidOperationException($"Could not bind a listener: {ex.Message} ({ex.SocketErrorCode}).", ex);
         }
 
@@ -232,6 +243,12 @@ public sealed class RelayServer : IAsyncDisposable
             {
                 connection.Abort(SessionCloseKind.GoingAway, "server shutting down");
             }
+        }
+        finally
+        {
+            // Connections still winding down have had their sockets dropped (or will unregister from a stopped
+            // loop, which is harmless): the I/O threads can go.
+            _context.Epoll?.Dispose();
         }
     }
 
