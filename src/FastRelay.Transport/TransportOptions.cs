@@ -36,7 +36,7 @@ public sealed class TransportOptions
 
     /// <summary>
     /// How a connection waits for input: <see cref="Transport.IoEngine.Epoll"/> (our own epoll threads; an idle
-    /// connection keeps no .NET async receive and its ~1 KB of socket-engine objects), <see cref="Transport.IoEngine.Sockets"/>
+    /// connection keeps no .NET async receive, its event args and operation: ~0.5 KB), <see cref="Transport.IoEngine.Sockets"/>
     /// (a zero-byte <c>ReceiveAsync</c>), or <see cref="Transport.IoEngine.Auto"/>: epoll on Linux, sockets elsewhere.
     /// </summary>
     public IoEngine IoEngine { get; set; } = IoEngine.Auto;

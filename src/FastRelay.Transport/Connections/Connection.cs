@@ -12,7 +12,7 @@ namespace FastRelay.Transport.Connections;
 /// <summary>
 /// One accepted socket: a read loop straight on the socket that hands whole envelopes to its <see cref="Session"/>,
 /// and a writer that drains the session's outbox, coalescing every queued frame into one send. The read loop waits
-/// for data with a zero-byte receive, so an idle connection holds no receive buffer; it then reads without blocking
+/// for data holding no receive buffer (an epoll edge, or a zero-byte receive with the sockets engine); it then reads without blocking
 /// into a pooled buffer, and keeps one only while a frame is incomplete. A shard thread about to go idle may do the
 /// writer's job itself (<see cref="WriteInline"/>, a non-blocking send) when nobody is sending; a send right taken
 /// by CAS keeps the two from ever interleaving bytes. Subclasses supply the framing.
@@ -89,7 +89,7 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
 
         if (context.Epoll is { } engine)
         {
-            // No async receive is ever issued on this socket, so .NET never creates its async context for it.
+            // No async receive is ever issued on this socket: .NET never creates its receive event args and operation.
             _fd = (int)socket.SafeHandle.DangerousGetHandle();
             _epoll = engine.Register(this, _fd);
         }
