@@ -308,14 +308,14 @@ public sealed class RelayEngine : IDisposable
     }
 
     /// <summary>Publishes a server-originated event (lifecycle) into a tenant's namespace; never dropped for a full inbox.</summary>
-    public void PublishSystem(TenantContext tenant, string topic, byte[] payload)
+    public void PublishSystem(TenantContext tenant, string topic, ReadOnlyMemory<byte> payload)
     {
         if (Volatile.Read(ref _disposed) != 0)
         {
             return;
         }
 
-        var topicUtf8 = Encoding.UTF8.GetBytes(topic);
+        var topicUtf8 = SystemTopics.TopicUtf8(topic);
         var frame = Frames.Rent();
         var pub = new Envelope(FrameType.Pub).WithTopic(topicUtf8).WithClientId(s_serverClientId).WithPayload(payload);
         EnvelopeCodec.EncodeEventTemplate(frame, in pub, NowMicros());

@@ -16,9 +16,12 @@ public sealed class RelayServer : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<Connection, byte> _connections = new();
     private readonly List<SocketListener> _listeners = [];
-    private readonly TransportContext _context;
+    private readonly ILogger _logger;
+    private TransportContext _context;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly HandshakeDeadlines _handshakes;
     private Task? _idleLoop;
+    private Task? _handshakeLoop;
     private int _stopped;
 
     public RelayServer(RelayEngine engine, TransportOptions options, ILogger? logger = null)
@@ -27,6 +30,8 @@ public sealed class RelayServer : IAsyncDisposable
         Engine = engine;
         Options = options;
         _context = new TransportContext(engine, options, logger ?? NullLogger.Instance);
+        _logger = logger ?? NullLogger.Instance;
+        _handshakes = new HandshakeDeadlines(options.HandshakeTimeout);
     }
 
     public RelayEngine Engine { get; }
@@ -72,9 +77,17 @@ public sealed class RelayServer : IAsyncDisposable
     /// <summary>unix:///path of the Unix listener.</summary>
     public Uri? UnixUri => UnixPath is { } path ? new Uri($"unix://{path}") : null;
 
+    /// <summary>Sockets registered with the epoll engine now (0 with the sockets engine).</summary>
+    internal int EpollRegistrations => _context.Epoll?.RegisteredCount ?? 0;
+
     /// <summary>Binds every configured listener and starts accepting.</summary>
     public void Start()
     {
+        if (Options.ResolvedIoEngine == IoEngine.Epoll)
+        {
+            _context = _context with { Epoll = new Epoll.EpollEngine(_logger) };
+        }
+
         try
         {
             if (!string.IsNullOrEmpty(Options.WebSocket))
@@ -94,6 +107,7 @@ public sealed class RelayServer : IAsyncDisposable
         }
         catch (SocketException ex)
         {
+            _context.Epoll?.Dispose();
             throw new InvalidOperationException($"Could not bind a listener: {ex.Message} ({ex.SocketErrorCode}).", ex);
         }
 
@@ -104,6 +118,23 @@ public sealed class RelayServer : IAsyncDisposable
         }
 
         _idleLoop = IdleLoopAsync(_stopping.Token);
+        _handshakeLoop = HandshakeLoopAsync(_stopping.Token);
+    }
+
+    /// <summary>Aborts connections that have not finished the handshake (upgrade and HELLO) in time.</summary>
+    private async Task HandshakeLoopAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(_handshakes.Period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                _handshakes.Sweep(Environment.TickCount64);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     /// <summary>Once a second: keepalive PINGs for quiet connections, and closing the ones past the idle timeout.</summary>
@@ -163,7 +194,7 @@ public sealed class RelayServer : IAsyncDisposable
         await StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private void Add(ListenerKind kind, EndPoint endPoint) => _listeners.Add(new SocketListener(kind, endPoint, _context, _connections));
+    private void Add(ListenerKind kind, EndPoint endPoint) => _listeners.Add(new SocketListener(kind, endPoint, _context, _connections, _handshakes));
 
     private EndPoint? Find(ListenerKind kind) => _listeners.FirstOrDefault(l => l.Kind == kind)?.EndPoint;
 
@@ -188,6 +219,11 @@ public sealed class RelayServer : IAsyncDisposable
             await _idleLoop.ConfigureAwait(false);
         }
 
+        if (_handshakeLoop is not null)
+        {
+            await _handshakeLoop.ConfigureAwait(false);
+        }
+
         foreach (var connection in _connections.Keys)
         {
             connection.Session.Close(SessionCloseKind.GoingAway, "server shutting down");
@@ -207,6 +243,12 @@ public sealed class RelayServer : IAsyncDisposable
             {
                 connection.Abort(SessionCloseKind.GoingAway, "server shutting down");
             }
+        }
+        finally
+        {
+            // Connections still winding down have had their sockets dropped (or will unregister from a stopped
+            // loop, which is harmless): the I/O threads can go.
+            _context.Epoll?.Dispose();
         }
     }
 

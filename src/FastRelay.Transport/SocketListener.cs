@@ -22,6 +22,7 @@ internal sealed class SocketListener : IAsyncDisposable
     private readonly Socket _socket;
     private readonly TransportContext _context;
     private readonly ConcurrentDictionary<Connection, byte> _connections;
+    private readonly HandshakeDeadlines _handshakes;
     private readonly CancellationTokenSource _stop = new();
     private readonly SharedTokenBucket _acceptRate;
     private readonly ConcurrentDictionary<IPAddress, int>? _perIp;
@@ -30,8 +31,9 @@ internal sealed class SocketListener : IAsyncDisposable
     private long _refusedPerIp;
     private Task? _acceptLoop;
 
-    public SocketListener(ListenerKind kind, EndPoint endPoint, TransportContext context, ConcurrentDictionary<Connection, byte> connections)
+    public SocketListener(ListenerKind kind, EndPoint endPoint, TransportContext context, ConcurrentDictionary<Connection, byte> connections, HandshakeDeadlines handshakes)
     {
+        _handshakes = handshakes;
         Kind = kind;
         _context = context;
         _connections = connections;
@@ -163,26 +165,13 @@ internal sealed class SocketListener : IAsyncDisposable
         connection.CountedAddress = ip;
         _connections.TryAdd(connection, 0);
         // The deadline covers the WebSocket upgrade and the HELLO: a silent socket cannot hold a slot forever.
-        // The connection drops it as soon as HELLO is accepted.
-        connection.HandshakeDeadline = new Timer(
-            static state =>
-            {
-                var c = (Connection)state!;
-                if (c.Session.State == SessionState.AwaitingHello)
-                {
-                    c.Abort(SessionCloseKind.PolicyViolation, "handshake timeout: no HELLO");
-                }
-            },
-            connection,
-            _context.Options.HandshakeTimeout,
-            Timeout.InfiniteTimeSpan);
+        _handshakes.Add(connection);
         connection.Start();
     }
 
     /// <summary>The connection has been torn down: forget it and give its address slot back.</summary>
     internal void OnConnectionEnded(Connection connection)
     {
-        connection.HandshakeDeadline?.Dispose();
         _connections.TryRemove(connection, out _);
         if (connection.CountedAddress is { } ip)
         {

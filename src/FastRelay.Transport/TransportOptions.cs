@@ -34,6 +34,16 @@ public sealed class TransportOptions
     /// </summary>
     public bool InlineSends { get; set; } = true;
 
+    /// <summary>
+    /// How a connection waits for input: <see cref="Transport.IoEngine.Epoll"/> (our own epoll threads; an idle
+    /// connection keeps no .NET async receive, its event args and operation: ~0.5 KB), <see cref="Transport.IoEngine.Sockets"/>
+    /// (a zero-byte <c>ReceiveAsync</c>), or <see cref="Transport.IoEngine.Auto"/>: epoll on Linux, sockets elsewhere.
+    /// </summary>
+    public IoEngine IoEngine { get; set; } = IoEngine.Auto;
+
+    /// <summary>The engine <see cref="IoEngine"/> stands for on this platform.</summary>
+    public IoEngine ResolvedIoEngine => IoEngine == IoEngine.Auto ? (OperatingSystem.IsLinux() ? IoEngine.Epoll : IoEngine.Sockets) : IoEngine;
+
     /// <summary>How long a closing connection waits for the peer's close before dropping the socket.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
@@ -86,6 +96,16 @@ public sealed class TransportOptions
         if (AcceptRatePerSecond < 0 || AcceptBurst < 0 || MaxConnectionsPerIp < 0 || DrainWindow < TimeSpan.Zero || DrainReconnectSpread < TimeSpan.Zero)
         {
             throw new ArgumentException("AcceptRatePerSecond, AcceptBurst, MaxConnectionsPerIp, DrainWindow and DrainReconnectSpread must be ≥ 0.");
+        }
+
+        if (!Enum.IsDefined(IoEngine))
+        {
+            throw new ArgumentException($"IoEngine '{IoEngine}' is not one of Auto, Epoll, Sockets.");
+        }
+
+        if (IoEngine == IoEngine.Epoll && !OperatingSystem.IsLinux())
+        {
+            throw new ArgumentException("IoEngine Epoll needs Linux: use Auto or Sockets.");
         }
 
         foreach (var (name, value) in new[] { ("WebSocket", WebSocket), ("Tcp", Tcp) })

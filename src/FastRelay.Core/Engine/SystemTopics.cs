@@ -25,9 +25,14 @@ public static class SystemTopics
     /// Payload of a lifecycle event: a MessagePack map with string keys
     /// {event: "connected"|"disconnected", client_id, session, transport, remote, reason?}.
     /// </summary>
-    internal static byte[] LifecyclePayload(Session session, bool connected, string? reason)
+    /// <remarks>
+    /// Written into a buffer of the calling thread, not a new array: every connect and disconnect publishes one, and
+    /// the event's frame copies it at once. The memory is valid until the thread's next call.
+    /// </remarks>
+    internal static ReadOnlyMemory<byte> LifecyclePayload(Session session, bool connected, string? reason)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
+        var buffer = t_lifecycle ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
         var w = new MessagePackWriter(buffer);
         w.WriteMapHeader(reason is null ? 5 : 6);
         w.Write("event");
@@ -47,8 +52,22 @@ public static class SystemTopics
         }
 
         w.Flush();
-        return buffer.WrittenSpan.ToArray();
+        return buffer.WrittenMemory;
     }
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_lifecycle;
+
+    private static readonly byte[] s_connectionsUtf8 = "$sys.connections"u8.ToArray();
+    private static readonly byte[] s_statsUtf8 = "$sys.stats"u8.ToArray();
+
+    /// <summary>The topic's UTF-8 bytes: shared for the server's own topics, new for any other.</summary>
+    internal static byte[] TopicUtf8(string topic) => topic switch
+    {
+        Connections => s_connectionsUtf8,
+        Stats => s_statsUtf8,
+        _ => System.Text.Encoding.UTF8.GetBytes(topic),
+    };
 
     /// <summary>
     /// Payload of a <c>$sys.stats</c> event: a MessagePack map with string keys and integer values — node counters

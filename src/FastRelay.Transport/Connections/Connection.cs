@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using System.Threading.Tasks.Sources;
 using FastRelay.Core.Sessions;
+using FastRelay.Transport.Epoll;
 using FastRelay.Protocol;
 using Microsoft.Extensions.Logging;
 
@@ -10,13 +12,19 @@ namespace FastRelay.Transport.Connections;
 /// <summary>
 /// One accepted socket: a read loop straight on the socket that hands whole envelopes to its <see cref="Session"/>,
 /// and a writer that drains the session's outbox, coalescing every queued frame into one send. The read loop waits
-/// for data with a zero-byte receive, so an idle connection holds no receive buffer; it then reads without blocking
+/// for data holding no receive buffer (an epoll edge, or a zero-byte receive with the sockets engine); it then reads without blocking
 /// into a pooled buffer, and keeps one only while a frame is incomplete. A shard thread about to go idle may do the
 /// writer's job itself (<see cref="WriteInline"/>, a non-blocking send) when nobody is sending; a send right taken
 /// by CAS keeps the two from ever interleaving bytes. Subclasses supply the framing.
 /// </summary>
-internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
+internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadinessTarget, IValueTaskSource
 {
+    // Readiness with the epoll engine: no edge since the last wait (Quiet), an edge came while nobody waited
+    // (Ready: the next wait returns at once), or the read loop is parked on _readable (Waiting).
+    private const int ReadinessQuiet = 0;
+    private const int ReadinessReady = 1;
+    private const int ReadinessWaiting = 2;
+
     // Who may write to the socket. Exactly one party holds the right at a time, so bytes never interleave:
     // the async writer (Writer), a shard thread writing inline at the end of its batch (Inline), or nobody (Idle).
     // HandedOff: an inline write stopped short (socket full, frame too large, error); the unsent rest is in the
@@ -59,6 +67,13 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
     private Task? _run;
     private Timer? _closeDeadline;
 
+    // The epoll engine's registration (null with the sockets engine) and the read loop's wait on it.
+    private readonly EpollLoop? _epoll;
+    private readonly int _fd;
+    private int _readiness = ReadinessReady; // try a receive first: the upgrade or HELLO is often there already
+    private int _hangUp; // an edge said the peer closed or the socket failed: read on until WouldBlock or the end
+    private ManualResetValueTaskSourceCore<bool> _readable = new() { RunContinuationsAsynchronously = true };
+
     protected Connection(Socket socket, Session session, TransportContext context)
     {
         Socket = socket;
@@ -71,7 +86,79 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
         session.Outbox.AttachWriter(this, writeInline: context.Options.InlineSends);
 
         session.OnClosing(static state => ((Connection)state!).OnSessionClosing(), this);
+
+        if (context.Epoll is { } engine)
+        {
+            // No async receive is ever issued on this socket: .NET never creates its receive event args and operation.
+            _fd = (int)socket.SafeHandle.DangerousGetHandle();
+            _epoll = engine.Register(this, _fd);
+        }
     }
+
+    /// <inheritdoc />
+    public ulong EpollToken { get; set; }
+
+    /// <summary>Epoll thread: an edge (input, FIN, error). Wakes the parked read loop, or leaves a mark for its next wait.</summary>
+    public void OnReadable(uint events)
+    {
+        if ((events & (EpollNative.EPOLLRDHUP | EpollNative.EPOLLHUP | EpollNative.EPOLLERR)) != 0)
+        {
+            // Edge-triggered: the FIN may have come with the data of this same edge, and no edge follows it.
+            Volatile.Write(ref _hangUp, 1);
+        }
+
+        while (true)
+        {
+            switch (Volatile.Read(ref _readiness))
+            {
+                case ReadinessQuiet:
+                    if (Interlocked.CompareExchange(ref _readiness, ReadinessReady, ReadinessQuiet) == ReadinessQuiet)
+                    {
+                        return;
+                    }
+
+                    break;
+                case ReadinessWaiting:
+                    if (Interlocked.CompareExchange(ref _readiness, ReadinessQuiet, ReadinessWaiting) == ReadinessWaiting)
+                    {
+                        _readable.SetResult(true); // the continuation runs on the thread pool, not here
+                        return;
+                    }
+
+                    break;
+                default:
+                    return; // already marked
+            }
+        }
+    }
+
+    /// <summary>
+    /// Read loop, after a receive returned WouldBlock: completes at the next edge. An edge that came after that
+    /// receive started (even before this call) was marked Ready and completes it at once, so none is lost.
+    /// </summary>
+    private ValueTask WaitReadableAsync()
+    {
+        if (Interlocked.CompareExchange(ref _readiness, ReadinessQuiet, ReadinessReady) == ReadinessReady)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        _readable.Reset();
+        if (Interlocked.CompareExchange(ref _readiness, ReadinessWaiting, ReadinessQuiet) == ReadinessQuiet)
+        {
+            return new ValueTask(this, _readable.Version);
+        }
+
+        Volatile.Write(ref _readiness, ReadinessQuiet); // an edge came in between: it is consumed here
+        return ValueTask.CompletedTask;
+    }
+
+    void IValueTaskSource.GetResult(short token) => _readable.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _readable.GetStatus(token);
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _readable.OnCompleted(continuation, state, token, flags);
 
     protected Socket Socket { get; }
 
@@ -95,14 +182,6 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
     internal int ReceiveBufferBytes => Volatile.Read(ref _input)?.Length ?? 0;
 
     private long _lastInboundMs = Environment.TickCount64;
-    private Timer? _handshakeDeadline;
-
-    /// <summary>The timer that aborts the connection if HELLO does not come in time; dropped once it has.</summary>
-    internal Timer? HandshakeDeadline
-    {
-        get => _handshakeDeadline;
-        set => _handshakeDeadline = value;
-    }
     private long _pingedAtMs;
 
     /// <summary>When the peer last sent anything (Environment.TickCount64).</summary>
@@ -110,17 +189,6 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
 
     /// <summary>The read loop calls this after every read that returned data.</summary>
     private void OnInput() => Volatile.Write(ref _lastInboundMs, Environment.TickCount64);
-
-    /// <summary>After the frames of a read were handled: once HELLO is accepted the handshake deadline goes.</summary>
-    private void OnHandled()
-    {
-        if (_handshakeDeadline is { } deadline && Session.State == SessionState.Open)
-        {
-            // An idle connection should not keep a timer alive for its whole life.
-            _handshakeDeadline = null;
-            deadline.Dispose();
-        }
-    }
 
     /// <summary>Keepalive and idle timeout, driven once a second by the server.</summary>
     internal void CheckIdle(long nowMs, long keepAliveMs, long idleTimeoutMs)
@@ -173,8 +241,15 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
                         ReturnInput(); // nothing incomplete: wait holding no buffer
                     }
 
-                    // Completes when data (or the peer's FIN) is there, without taking any of it.
-                    await Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    if (_epoll is not null)
+                    {
+                        await WaitReadableAsync().ConfigureAwait(false); // the epoll thread's next edge
+                    }
+                    else
+                    {
+                        // Completes when data (or the peer's FIN) is there, without taking any of it.
+                        await Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    }
                 }
 
                 if (!draining && Session.State == SessionState.Closed)
@@ -202,7 +277,8 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
 
                 OnInput();
                 _inputEnd += received;
-                mayHaveMore = received == free.Length; // the buffer filled up: the socket may hold more
+                // The buffer filled up, or (epoll) the peer's FIN came with this data: the socket may hold more.
+                mayHaveMore = received == free.Length || Volatile.Read(ref _hangUp) != 0;
                 if (draining)
                 {
                     // Read until the peer closes too, so unread input does not turn our close into a reset
@@ -238,8 +314,6 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
                 {
                     _inputStart = _inputEnd = 0;
                 }
-
-                OnHandled();
 
                 if (outcome == FrameOutcome.Stop)
                 {
@@ -843,12 +917,19 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem
     {
         if (Interlocked.Exchange(ref _socketClosed, 1) == 0)
         {
+            // Out of the epoll set before the descriptor number can be reused (the token's generation guards the rest).
+            _epoll?.Unregister(this, _fd);
             try
             {
                 Socket.Dispose();
             }
             catch (Exception ex) when (IsDisconnect(ex))
             {
+            }
+
+            if (_epoll is not null)
+            {
+                OnReadable(EpollNative.EPOLLHUP); // a parked read loop wakes, and its receive finds the socket gone
             }
         }
     }

@@ -22,7 +22,8 @@ internal sealed class WebSocketConnection : Connection
     private WebSocketMessageReader? _reader;
 
     // Handshake: the answer being sent, and what it said.
-    private ArrayBufferWriter<byte>? _response;
+    private byte[]? _response; // pooled
+    private int _responseLength;
     private bool _accepted;
     private HandshakeFailure _refusal;
     private ushort _closeCode;
@@ -36,7 +37,15 @@ internal sealed class WebSocketConnection : Connection
     // Handshake bytes may be followed by pipelined frames in the same read; the parser bounds the handshake itself.
     protected override int MaxBufferedBytes => Context.Options.MaxHandshakeBytes + InitialReceiveBytes;
 
-    protected override void OnReadEnded() => _reader?.Dispose();
+    protected override void OnReadEnded()
+    {
+        _reader?.Dispose();
+        if (_response is { } response)
+        {
+            _response = null; // the peer went away before the answer was out
+            ArrayPool<byte>.Shared.Return(response);
+        }
+    }
 
     protected override FrameOutcome TryHandleNext(ref ReadOnlySequence<byte> buffer)
     {
@@ -112,6 +121,7 @@ internal sealed class WebSocketConnection : Connection
         if (_response is not null)
         {
             // The answer has gone out.
+            ArrayPool<byte>.Shared.Return(_response);
             _response = null;
             if (!_accepted)
             {
@@ -136,23 +146,27 @@ internal sealed class WebSocketConnection : Connection
             failure = new HandshakeFailure(404, $"no WebSocket endpoint at '{request.Path}' (use '{Context.Options.WebSocketPath}')");
         }
 
-        var response = new ArrayBufferWriter<byte>(status == HandshakeStatus.Rejected ? 256 : 160);
         if (status == HandshakeStatus.Rejected)
         {
-            WebSocketHandshake.WriteReject(response, in failure);
+            var refusal = new ArrayBufferWriter<byte>(256); // cold: a refused upgrade
+            WebSocketHandshake.WriteReject(refusal, in failure);
+            _response = ArrayPool<byte>.Shared.Rent(refusal.WrittenCount);
+            refusal.WrittenSpan.CopyTo(_response);
+            _responseLength = refusal.WrittenCount;
             _refusal = failure;
         }
         else
         {
-            WebSocketHandshake.WriteAccept(response, request.Key);
+            // Into a pooled buffer: a connect should leave as little garbage as it can.
+            _response = ArrayPool<byte>.Shared.Rent(256);
+            _responseLength = WebSocketHandshake.WriteAccept(_response, request.Key);
             _accepted = true;
         }
 
-        _response = response;
         return FrameOutcome.Respond;
     }
 
-    protected override ReadOnlyMemory<byte> TakeResponse() => _response!.WrittenMemory;
+    protected override ReadOnlyMemory<byte> TakeResponse() => _response.AsMemory(0, _responseLength);
 
     protected override int HeaderSize(int bodyLength) => WebSocketFrameWriter.GetHeaderSize(bodyLength);
 

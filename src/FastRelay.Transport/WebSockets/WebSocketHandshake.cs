@@ -71,14 +71,21 @@ public static class WebSocketHandshake
             ThrowInvalidSubProtocol();
         }
 
+        Span<byte> span = output.GetSpan(AcceptResponseLength + (subProtocol is null ? 0 : 64 + subProtocol.Length));
+        output.Advance(WriteAccept(span, key, subProtocol));
+    }
+
+    /// <summary>Length of the <c>101</c> response without a subprotocol.</summary>
+    internal const int AcceptResponseLength = 129;
+
+    /// <summary>Writes the <c>101</c> response into <paramref name="span"/> (no buffer writer); returns its length.</summary>
+    internal static int WriteAccept(Span<byte> span, string key, string? subProtocol = null)
+    {
         Span<byte> accept = stackalloc byte[AcceptLength];
         ComputeAccept(key, accept);
 
         ReadOnlySpan<byte> start = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "u8;
         ReadOnlySpan<byte> protocolHeader = "\r\nSec-WebSocket-Protocol: "u8;
-        int size = start.Length + AcceptLength + (subProtocol is null ? 0 : protocolHeader.Length + subProtocol.Length) + 4;
-        Span<byte> span = output.GetSpan(size);
-
         int written = Append(span, 0, start);
         written = Append(span, written, accept);
         if (subProtocol is not null)
@@ -87,8 +94,7 @@ public static class WebSocketHandshake
             written += Encoding.ASCII.GetBytes(subProtocol, span[written..]);
         }
 
-        written = Append(span, written, "\r\n\r\n"u8);
-        output.Advance(written);
+        return Append(span, written, "\r\n\r\n"u8);
     }
 
     /// <summary>

@@ -42,6 +42,13 @@ internal sealed class RelayFixture : IAsyncDisposable
 
     public TimeSpan HandshakeTimeout => Server.Options.HandshakeTimeout;
 
+    /// <summary>
+    /// The I/O engine every fixture uses: <c>FASTRELAY_IO_ENGINE</c> (Auto, Epoll or Sockets) when set, else Auto,
+    /// so the whole suite runs once per engine.
+    /// </summary>
+    public static IoEngine IoEngineUnderTest { get; } =
+        Enum.TryParse<IoEngine>(Environment.GetEnvironmentVariable("FASTRELAY_IO_ENGINE"), ignoreCase: true, out var engine) ? engine : IoEngine.Auto;
+
     public static RelayFixture Start(TimeSpan? handshakeTimeout = null, Action<RelayOptions>? relay = null, Action<TransportOptions>? transport = null)
     {
         string dir = Directory.CreateTempSubdirectory("fastrelay-wsit-").FullName;
@@ -57,6 +64,7 @@ internal sealed class RelayFixture : IAsyncDisposable
                 Unix = Path.Combine(dir, "relay.sock"),
                 HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(5),
                 CloseTimeout = TimeSpan.FromSeconds(1),
+                IoEngine = IoEngineUnderTest,
             };
             transport?.Invoke(transportOptions);
             var server = new RelayServer(engine, transportOptions);
