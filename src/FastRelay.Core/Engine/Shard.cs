@@ -1010,8 +1010,8 @@ internal sealed class Shard : IDisposable
     /// <summary>
     /// Over budget: drop the oldest retained event of each retaining topic in turn (a clock sweep over the topics)
     /// until the shard is within budget. Every topic loses history at the same pace, however many there are. Bytes
-    /// fall when a topic's oldest slab empties, so the sweep overshoots by less than one slab (at most 1/64 of the
-    /// budget, <see cref="SlabPool.MaxSlabBytesFor"/>).
+    /// fall when a topic's oldest slab empties, so the sweep overshoots by about one slab (at most 1/64 of the budget,
+    /// <see cref="SlabPool.MaxSlabBytesFor"/>), or by one event larger than that (it has a block of its own).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void EvictRetention()
