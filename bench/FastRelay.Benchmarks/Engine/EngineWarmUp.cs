@@ -7,9 +7,10 @@ namespace FastRelay.Benchmarks.Engine;
 
 /// <summary>
 /// Brings an engine's per-shard state to its steady size before anything is measured. The dedup table grows to
-/// Dedup.MaxEntriesPerShard before it starts recycling entries, and a topic's retention ring grows to
-/// Retention.MaxEvents: both allocate while they grow (by design), never after. Measuring before they are full
-/// would charge that one-off growth to the hot path.
+/// Dedup.MaxEntriesPerShard before it starts recycling entries (it allocates while it grows, by design, never
+/// after), and a topic's history takes slabs until it holds Retention.MaxEvents (native memory, not a managed
+/// allocation, but slower than reusing a slab). Measuring before they are full would charge that one-off growth to
+/// the hot path.
 /// </summary>
 internal static class EngineWarmUp
 {

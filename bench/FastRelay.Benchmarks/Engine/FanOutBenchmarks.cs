@@ -18,7 +18,7 @@ namespace FastRelay.Benchmarks.Engine;
 /// Every invocation delivers <see cref="DeliveriesPerInvocation"/> events: events = deliveries / subscribers, published in
 /// batches of at most <see cref="MaxBatch"/> so no outbox and no shard inbox (16384) overflows. Each PUB carries a fresh
 /// message_id (idempotent publish: the dedup path runs). Default engine options: the dedup table and the topic's
-/// retention ring are filled during setup so the run sees their steady state (see <see cref="EngineWarmUp"/>).
+/// history are filled during setup so the run sees their steady state (see <see cref="EngineWarmUp"/>).
 /// </remarks>
 [MemoryDiagnoser]
 public class FanOutBenchmarks
@@ -73,7 +73,7 @@ public class FanOutBenchmarks
         CheckOneDelivery();
         EngineWarmUp.FillDedupTable(_engine, _publisher, Topic);
 
-        // Fill the topic's retention ring and the frame pool (retained + in flight), grow queues, JIT the path.
+        // Fill the topic's history and the frame pool (in flight), grow queues, JIT the path.
         for (long warm = 0; warm < 2L * (options.Retention.MaxEvents + _batch); warm += _batch)
         {
             PublishBatchAndDrain();

@@ -10,8 +10,8 @@ namespace FastRelay.Benchmarks.Engine;
 /// <summary>
 /// The fixed cost of one publish through the real engine, with no subscriber: decode the PUB, encode the EVENT
 /// template, hash topic and dedup key, hand to the owner shard, which checks the dedup table, sequences the event,
-/// keeps it in the topic's retention ring (dropping the oldest) and releases the frame. Fresh message_id per PUB;
-/// the dedup table and retention ring are filled in setup (steady state, see <see cref="EngineWarmUp"/>). Together with
+/// copies it into the topic's history (dropping the oldest) and releases the frame. Fresh message_id per PUB;
+/// the dedup table and the history are filled in setup (steady state, see <see cref="EngineWarmUp"/>). Together with
 /// <see cref="FanOutBenchmarks"/> it splits fan-out cost into per-publish and per-delivery parts.
 /// </summary>
 [MemoryDiagnoser]

@@ -10,8 +10,9 @@ namespace FastRelay.Benchmarks.Engine;
 
 /// <summary>
 /// Resume throughput: a reconnecting client resubscribes with (epoch, seq = 0) to a topic whose retention holds
-/// <see cref="Retained"/> events; the owner shard answers RECOVERED and queues every retained frame (by reference,
-/// no re-encode) into the new session's outbox, which the benchmark thread drains. One operation = one replayed
+/// <see cref="Retained"/> events; the owner shard answers RECOVERED and copies every retained event out of the topic's
+/// slabs into a pooled frame (no re-encode) queued to the new session's outbox, which the benchmark thread drains
+/// (releasing the frames back to the pool). One operation = one replayed
 /// event. Each invocation is one whole resume: SUB (cold path: session, topic key), replay, UNSUB.
 /// </summary>
 [MemoryDiagnoser]

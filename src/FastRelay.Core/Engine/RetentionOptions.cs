@@ -12,10 +12,11 @@ public sealed class RetentionOptions
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// Bytes of retained events the whole node may hold (split evenly over the shards; 0 = no node-wide bound). Past it
-    /// each shard drops the oldest retained event of its topics in turn, so history shrinks across every topic instead
-    /// of memory growing with the number of topics. Resuming from a dropped position gets NOT_RECOVERED, as after
-    /// MaxEvents or MaxAge.
+    /// Bytes of history the whole node may hold (split evenly over the shards; 0 = no node-wide bound), counted as the
+    /// slabs the topics hold: the events, their 40-byte entry headers and the unused ends of slabs. Past it each shard
+    /// drops the oldest retained event of its topics in turn, so history shrinks across every topic instead of memory
+    /// growing with the number of topics. Resuming from a dropped position gets NOT_RECOVERED, as after MaxEvents or
+    /// MaxAge.
     /// </summary>
     public long MaxBytes { get; set; } = 256L * 1024 * 1024;
 

@@ -46,6 +46,7 @@ internal sealed class Shard : IDisposable
     private long _deadLettersLost;
     private int _patternVersion;
     private readonly RetentionOptions _retention;
+    private readonly SlabPool _slabs;
     private readonly int _laneCapacity;
     private readonly GroupOptions _groupOptions;
     private readonly Action<ConsumerGroup, Frame, TopicKey, ulong> _deadLetter;
@@ -63,6 +64,7 @@ internal sealed class Shard : IDisposable
         _deadLetter = DeadLetter;
         _dedup = new DedupTable(engine.Options.Dedup.MaxEntriesPerShard, (long)engine.Options.Dedup.Window.TotalMilliseconds);
         _retentionBudget = _retention.MaxBytes <= 0 ? long.MaxValue : Math.Max(1, _retention.MaxBytes / Math.Max(1, engine.ShardCount));
+        _slabs = new SlabPool(SlabPool.MaxSlabBytesFor(_retentionBudget), Math.Min(SlabPool.DefaultFreeLimitBytes, _retentionBudget / 8));
         _thread = new Thread(Run) { IsBackground = true, Name = $"fastrelay-shard-{index}" };
     }
 
@@ -87,7 +89,7 @@ internal sealed class Shard : IDisposable
     /// <summary>Retained events dropped to keep the shard within its share of <c>Retention:MaxBytes</c>.</summary>
     public long RetentionEvicted => Volatile.Read(ref _retentionEvicted);
 
-    /// <summary>Bytes of retained events on this shard (written by the shard thread).</summary>
+    /// <summary>Bytes of the slabs holding this shard's retained events (written by the shard thread).</summary>
     public long RetainedBytes => Volatile.Read(ref _retainedBytes);
 
 
@@ -193,6 +195,8 @@ internal sealed class Shard : IDisposable
             stream.Retention.Clear();
             stream.Groups?.ForEach(g => g.Clear());
         }
+
+        _slabs.Dispose(); // every history is cleared: nothing points into a slab any more
 
         foreach (var homed in _homed)
         {
@@ -900,9 +904,8 @@ internal sealed class Shard : IDisposable
             // Reply, then the missed events, then live ones: all from this thread, so there is no gap and no
             // duplicate at the seam whatever is being published meanwhile.
             session.SendSubscribed(FrameType.Recovered, command.RequestId, key, stream.Epoch, stream.Seq);
-            int replayed = stream.Retention.ForEachAfter(command.SinceSeq, session, static (frame, s) =>
+            int replayed = stream.Retention.ForEachAfter(command.SinceSeq, _engine.Frames, session, static (frame, s) =>
             {
-                frame.AddRef();
                 if (s.Outbox.Enqueue(frame) == EnqueueResult.Overflow)
                 {
                     s.CloseAsSlowConsumer();
@@ -1009,7 +1012,9 @@ internal sealed class Shard : IDisposable
 
     /// <summary>
     /// Over budget: drop the oldest retained event of each retaining topic in turn (a clock sweep over the topics)
-    /// until the shard is within budget. Every topic loses history at the same pace, however many there are.
+    /// until the shard is within budget. Every topic loses history at the same pace, however many there are. Bytes
+    /// fall when a topic's oldest slab empties, so the sweep overshoots by about one slab (at most 1/64 of the budget,
+    /// <see cref="SlabPool.MaxSlabBytesFor"/>), or by one event larger than that (it has a block of its own).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void EvictRetention()
@@ -1112,7 +1117,7 @@ internal sealed class Shard : IDisposable
     {
         var key = new TopicKey(topic.Tenant, topic.Name, topic.Hash);
         var (maxEvents, maxAgeMs) = _retention.Resolve(topic.Name);
-        var stream = new TopicStream(key, NextEpoch(), new RetentionRing(maxEvents, maxAgeMs), _engine.Options.Presence.AnnouncesJoins(topic.Name));
+        var stream = new TopicStream(key, NextEpoch(), new TopicHistory(_slabs, maxEvents, maxAgeMs), _engine.Options.Presence.AnnouncesJoins(topic.Name));
         _topics.Add(key, stream);
         Volatile.Write(ref _topicCount, _topics.Count);
         return stream;

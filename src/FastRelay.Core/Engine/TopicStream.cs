@@ -14,7 +14,7 @@ internal sealed class TopicStream
     private byte[]?[] _infos = [];
     private int _count;
 
-    public TopicStream(TopicKey key, ulong epoch, RetentionRing retention, bool announcesPresence)
+    public TopicStream(TopicKey key, ulong epoch, TopicHistory retention, bool announcesPresence)
     {
         Key = key;
         Epoch = epoch;
@@ -32,7 +32,7 @@ internal sealed class TopicStream
     public ReadOnlySpan<byte[]?> Infos => new(_infos, 0, _count);
 
     /// <summary>Recent events for replay (bounded by count and age).</summary>
-    public RetentionRing Retention { get; }
+    public TopicHistory Retention { get; }
 
     public TopicKey Key { get; }
 

@@ -109,6 +109,51 @@ public sealed class Frame : IBufferWriter<byte>
         _seqOffset = seqOffset;
     }
 
+    /// <summary>Where the topic, epoch, seq and key sit in this frame's bytes (see <see cref="CopyEventFrom"/>).</summary>
+    public EventLayout Layout
+    {
+        get
+        {
+            if ((uint)_topicStart > ushort.MaxValue || (uint)_topicLength > ushort.MaxValue
+                || _epochOffset > ushort.MaxValue || _seqOffset > ushort.MaxValue)
+            {
+                ThrowLayoutOutOfRange();
+            }
+
+            return new EventLayout(
+                (ushort)_topicStart,
+                (ushort)_topicLength,
+                (ushort)Math.Max(0, _epochOffset),
+                (ushort)Math.Max(0, _seqOffset),
+                _keyStart,
+                _keyLength);
+        }
+    }
+
+    /// <summary>
+    /// Replaces the content with a copy of an event frame's bytes, its <see cref="Layout"/>, seq and flags: the copy
+    /// is the same frame to every reader (a replay from retained history).
+    /// </summary>
+    public void CopyEventFrom(ReadOnlySpan<byte> bytes, in EventLayout layout, ulong seq, EventFlags flags)
+    {
+        CopyFrom(bytes);
+        _topicStart = layout.TopicStart;
+        _topicLength = layout.TopicLength;
+        _epochOffset = layout.EpochOffset == 0 ? -1 : layout.EpochOffset;
+        _seqOffset = layout.SeqOffset == 0 ? -1 : layout.SeqOffset;
+        _keyStart = layout.KeyStart;
+        _keyLength = layout.KeyLength;
+        if (_topicStart + _topicLength > _length || (_seqOffset > 0 && _seqOffset + 9 > _length)
+            || (_epochOffset > 0 && _epochOffset + 9 > _length) || (_keyStart >= 0 && (long)_keyStart + _keyLength > _length))
+        {
+            Reset();
+            ThrowLayoutOutOfRange();
+        }
+
+        Flags = flags;
+        Seq = seq;
+    }
+
     /// <summary>Empties the frame for re-encoding (buffer kept).</summary>
     public void Reset()
     {
@@ -207,6 +252,9 @@ public sealed class Frame : IBufferWriter<byte>
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowOverReleased() => throw new InvalidOperationException("Frame released more times than referenced.");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowLayoutOutOfRange() => throw new InvalidOperationException("Event layout does not fit the frame's bytes.");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowAdvancedTooFar() => throw new InvalidOperationException("Advanced past the end of the buffer.");

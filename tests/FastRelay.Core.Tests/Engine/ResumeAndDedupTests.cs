@@ -62,6 +62,64 @@ public sealed class ResumeAndDedupTests
     }
 
     [Fact]
+    public async Task Replayed_events_are_the_bytes_and_metadata_live_subscribers_got()
+    {
+        using var engine = Engine();
+        var pub = await Connected(engine, "writer");
+        var live = await Connected(engine);
+        var subscribed = await live.SubscribeAsync("doc.2");
+        for (int i = 1; i <= 40; i++)
+        {
+            var e = new Envelope(FrameType.Pub).WithRequestId(pub.NextRequestId()).WithTopic("doc.2")
+                .WithMessageId($"m-{i}").WithPayload(Enumerable.Range(0, i * 7).Select(b => (byte)(b + i)).ToArray());
+            e = i % 3 == 0 ? e.WithKey($"key-{i % 5}") : e;
+            e = i % 4 == 0 ? e.WithFlags(EventFlags.Partial) : i % 5 == 0 ? e.WithFlags(EventFlags.Droppable) : e;
+            pub.Send(e);
+            Assert.Equal(FrameType.Ack, (await pub.ReceiveAsync()).Type);
+        }
+
+        var seen = new List<RawEvent>();
+        for (int i = 0; i < 40; i++)
+        {
+            seen.Add(await RawEvent.ReceiveAsync(live));
+        }
+
+        var again = await Connected(engine);
+        again.Send(Resume(1, "doc.2", subscribed.Epoch, 0));
+        Assert.Equal(FrameType.Recovered, (await again.ReceiveAsync()).Type);
+        for (int i = 0; i < 40; i++)
+        {
+            var replayed = await RawEvent.ReceiveAsync(again);
+            Assert.Equal(seen[i].Seq, replayed.Seq);
+            Assert.Equal(seen[i].Bytes, replayed.Bytes);
+            Assert.Equal(seen[i], replayed with { Bytes = seen[i].Bytes });
+        }
+    }
+
+    /// <summary>An event frame as an outbox reader sees it: its bytes and what the outbox reads without decoding.</summary>
+    private sealed record RawEvent(byte[] Bytes, ulong Seq, EventFlags Flags, bool IsEvent, string Topic, bool HasKey, string Key)
+    {
+        public static async Task<RawEvent> ReceiveAsync(InProcessClient client)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            Frame? frame;
+            while (!client.Session.Outbox.TryDequeue(out frame))
+            {
+                await client.Session.Outbox.WaitAsync().AsTask().WaitAsync(cts.Token);
+            }
+
+            try
+            {
+                return new RawEvent(frame.Span.ToArray(), frame.Seq, frame.Flags, frame.IsEvent, Encoding.UTF8.GetString(frame.Topic), frame.HasKey, Encoding.UTF8.GetString(frame.Key));
+            }
+            finally
+            {
+                frame.Release();
+            }
+        }
+    }
+
+    [Fact]
     public async Task Resume_across_the_replay_live_seam_under_concurrent_publishing_has_no_gap_and_no_duplicate()
     {
         using var engine = Engine(retention: 100_000);

@@ -109,6 +109,94 @@ public sealed class ZeroAllocationTests
     }
 
     [Fact]
+    public async Task Publish_with_retention_allocates_nothing_per_event_while_the_history_of_many_topics_is_still_filling()
+    {
+        // Many topics at a few events each, history far from its bounds (the rooms case): every event is retained
+        // and none leaves, so nothing can be recycled from the history itself while it grows.
+        const int topics = 200;
+        using var engine = new RelayEngine(new RelayOptions { Shards = 2, Retention = new() { MaxEvents = 100_000 } });
+        var publisher = new InProcessClient(engine, "publisher");
+        await publisher.HelloAsync();
+        var subscriber = new InProcessClient(engine, "subscriber");
+        await subscriber.HelloAsync();
+        var topicBytes = new byte[topics][];
+        for (int t = 0; t < topics; t++)
+        {
+            topicBytes[t] = System.Text.Encoding.UTF8.GetBytes($"rooms.{t}");
+            await subscriber.SubscribeAsync($"rooms.{t}");
+        }
+
+        var encoded = new ArrayBufferWriter<byte>();
+        var payload = new byte[128];
+
+        // One batch = one event to every topic, then the subscriber drains its outbox.
+        long RunBatches(int batches)
+        {
+            long delivered = 0;
+            for (int b = 0; b < batches; b++)
+            {
+                for (int t = 0; t < topics; t++)
+                {
+                    encoded.ResetWrittenCount();
+                    var pub = new Envelope(FrameType.Pub).WithTopic(topicBytes[t]).WithPayload(payload);
+                    EnvelopeCodec.Encode(encoded, in pub);
+                    Assert.True(publisher.Session.OnEnvelope(encoded.WrittenMemory));
+                }
+
+                int got = 0;
+                var spin = new SpinWait();
+                while (got < topics)
+                {
+                    if (subscriber.Session.Outbox.TryDequeue(out var frame))
+                    {
+                        frame.Release();
+                        got++;
+                        spin = default;
+                    }
+                    else
+                    {
+                        spin.SpinOnce(sleep1Threshold: -1);
+                    }
+                }
+
+                delivered += got;
+            }
+
+            return delivered;
+        }
+
+        // Warm-up: frame pool, outbox queues, topics and the JIT's tiering settle (bounded, as above).
+        RunBatches(20);
+        for (int round = 0; round < 50; round++)
+        {
+            long roundShard = await engine.GetShardAllocatedBytesAsync();
+            long roundThread = GC.GetAllocatedBytesForCurrentThread();
+            RunBatches(5);
+            if (GC.GetAllocatedBytesForCurrentThread() == roundThread && await engine.GetShardAllocatedBytesAsync() - roundShard < 512)
+            {
+                break;
+            }
+        }
+
+        long retainedBefore = engine.RetainedBytes;
+        long shardBefore = await engine.GetShardAllocatedBytesAsync();
+        long threadBefore = GC.GetAllocatedBytesForCurrentThread();
+        long delivered = RunBatches(100);
+        long threadAllocated = GC.GetAllocatedBytesForCurrentThread() - threadBefore;
+        long shardAllocated = await engine.GetShardAllocatedBytesAsync() - shardBefore;
+
+        Assert.Equal(100L * topics, delivered);
+        Assert.Equal(0, engine.RetentionEvicted);
+        Assert.True(engine.RetainedBytes > retainedBefore + (100L * topics * 128), "history kept growing while measured");
+
+        // 20,000 publishes, each retained: a frame kept per event (a new pooled frame and buffer every publish, the
+        // old layout) would be ≥ 20,000 × 24 B = 480,000 B; slabs are native memory and take no managed allocation.
+        Assert.True(
+            threadAllocated + shardAllocated < 65_536,
+            $"allocated {threadAllocated} B on the connection thread and {shardAllocated} B on shard threads for {delivered} retained events ({(double)(threadAllocated + shardAllocated) / delivered:F4} B/event)");
+    }
+
+    [Fact]
     public async Task Forwarding_to_a_pattern_group_allocates_nothing_on_the_shards_after_warm_up()
     {
         const int batch = 200;
