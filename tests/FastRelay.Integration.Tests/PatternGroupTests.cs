@@ -40,6 +40,7 @@ public sealed class PatternGroupTests
         var processed = new ConcurrentDictionary<(string Topic, ulong Seq), int>();
         var byMember = new ConcurrentDictionary<int, int>();
         var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int acked = 0;
         var members = new List<FastRelayClient>();
         try
         {
@@ -53,10 +54,10 @@ public sealed class PatternGroupTests
                 {
                     processed.AddOrUpdate((e.Topic, e.Seq), 1, (_, n) => n + 1);
                     byMember.AddOrUpdate(id, 1, (_, n) => n + 1);
-                    await sub!.AckAsync(e);
-                    if (processed.Count == 2 * perTopic)
+                    await sub!.AckAsync(e); // returns once the relay has applied it
+                    if (Interlocked.Increment(ref acked) == 2 * perTopic)
                     {
-                        all.TrySetResult();
+                        all.TrySetResult(); // every ACK applied: the group's state below is final
                     }
                 });
             }
