@@ -70,6 +70,7 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
     // The epoll engine's registration (null with the sockets engine) and the read loop's wait on it.
     private readonly EpollLoop? _epoll;
     private readonly int _fd;
+    private readonly SafeSocketHandle? _handle;
     private int _readiness = ReadinessReady; // try a receive first: the upgrade or HELLO is often there already
     private int _hangUp; // an edge said the peer closed or the socket failed: read on until WouldBlock or the end
     private ManualResetValueTaskSourceCore<bool> _readable = new() { RunContinuationsAsynchronously = true };
@@ -80,18 +81,23 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
         Session = session;
         Context = context;
 
-        // Receives after the zero-byte wait and sends (inline, or the writer's first try) must return WouldBlock
-        // instead of waiting. Async operations are unaffected: .NET keeps the descriptor non-blocking for them anyway.
-        socket.Blocking = false;
         session.Outbox.AttachWriter(this, writeInline: context.Options.InlineSends);
-
         session.OnClosing(static state => ((Connection)state!).OnSessionClosing(), this);
 
         if (context.Epoll is { } engine)
         {
-            // No async receive is ever issued on this socket: .NET never creates its receive event args and operation.
-            _fd = (int)socket.SafeHandle.DangerousGetHandle();
+            // No async receive is ever issued on this socket, and receives and first sends are non-blocking calls on
+            // the descriptor (SocketNative): .NET never creates its async context, event args or operations for an
+            // idle connection (a busy one gets them at its first SendAsync).
+            _handle = socket.SafeHandle;
+            _fd = (int)_handle.DangerousGetHandle();
             _epoll = engine.Register(this, _fd);
+        }
+        else
+        {
+            // Receives after the zero-byte wait and sends (inline, or the writer's first try) must return WouldBlock
+            // instead of waiting. Async operations are unaffected: .NET keeps the descriptor non-blocking for them.
+            socket.Blocking = false;
         }
     }
 
@@ -258,7 +264,7 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
                 }
 
                 var free = InputSpace();
-                int received = Socket.Receive(free.Span, SocketFlags.None, out SocketError error);
+                int received = Receive(free.Span, out SocketError error);
                 if (error == SocketError.WouldBlock)
                 {
                     mayHaveMore = false;
@@ -701,7 +707,7 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
             if (used > 0)
             {
                 // Non-blocking: returns what the kernel took (0 with WouldBlock when the socket buffer is full).
-                sent = Socket.Send(buffer.AsSpan(0, used), SocketFlags.None, out var error);
+                sent = SendNow(buffer.AsSpan(0, used), out var error);
                 if (error != SocketError.Success)
                 {
                     sent = 0; // WouldBlock, or a broken connection that the writer's own send will report
@@ -844,19 +850,18 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
     }
 
     /// <summary>
-    /// Sends all of <paramref name="bytes"/>. On a non-blocking socket (inline sends on) it first tries a plain
-    /// non-blocking send, which usually takes everything: no async operation, and no send event-args cached on the
+    /// Sends all of <paramref name="bytes"/>. It first tries a plain non-blocking send, which usually takes everything: no async operation, and no send event-args cached on the
     /// socket for its whole life (~300 B per connection that only ever got small writes). Only what the kernel did
     /// not take goes through <see cref="Socket.SendAsync(ReadOnlyMemory{byte}, SocketFlags, CancellationToken)"/>.
     /// </summary>
     protected ValueTask<int> SendAsync(ReadOnlyMemory<byte> bytes)
     {
-        if (Socket.Blocking || bytes.IsEmpty)
+        if (bytes.IsEmpty)
         {
-            return Socket.SendAsync(bytes, SocketFlags.None);
+            return new ValueTask<int>(0);
         }
 
-        int sent = Socket.Send(bytes.Span, SocketFlags.None, out SocketError error);
+        int sent = SendNow(bytes.Span, out SocketError error);
         if (error == SocketError.Success && sent == bytes.Length)
         {
             return new ValueTask<int>(sent);
@@ -868,6 +873,17 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
         }
 
         return ValueTask.FromException<int>(new SocketException((int)error));
+    }
+
+    /// <summary>One non-blocking receive: on the descriptor (epoll engine) or through the non-blocking socket.</summary>
+    private int Receive(Span<byte> buffer, out SocketError error) =>
+        _handle is { } handle ? SocketNative.Receive(handle, buffer, out error) : Socket.Receive(buffer, SocketFlags.None, out error);
+
+    /// <summary>One non-blocking send: what the kernel takes now (WouldBlock when the socket buffer is full).</summary>
+    private int SendNow(ReadOnlySpan<byte> bytes, out SocketError error)
+    {
+        int sent = _handle is { } handle ? SocketNative.Send(handle, bytes, out error) : Socket.Send(bytes, SocketFlags.None, out error);
+        return sent < 0 ? 0 : sent;
     }
 
     private async ValueTask<int> SendRestAsync(ReadOnlyMemory<byte> bytes, int sent)
