@@ -36,10 +36,8 @@ internal sealed class HandshakeDeadlines
                 break;
             }
 
-            if (head.Connection.Session.State == SessionState.AwaitingHello)
-            {
-                head.Connection.Abort(SessionCloseKind.PolicyViolation, "handshake timeout: no HELLO");
-            }
+            // Only a session still waiting for HELLO, decided in one step against a HELLO arriving now.
+            head.Connection.Session.TryExpireHandshake("handshake timeout: no HELLO");
         }
     }
 }

@@ -105,10 +105,22 @@ public sealed class RelayServer : IAsyncDisposable
                 Add(ListenerKind.Unix, new UnixDomainSocketEndPoint(Options.Unix));
             }
         }
-        catch (SocketException ex)
+        catch (Exception ex)
         {
+            // Nothing is left running: listeners bound so far and the I/O threads go with the failure.
+            foreach (var listener in _listeners)
+            {
+                listener.DisposeAsync().AsTask().GetAwaiter().GetResult(); // not started: nothing to wait for
+            }
+
+            _listeners.Clear();
             _context.Epoll?.Dispose();
-            throw new InvalidOperationException($"Could not bind a listener: {ex.Message} ({ex.SocketErrorCode}).", ex);
+            if (ex is SocketException socketError)
+            {
+                throw new InvalidOperationException($"Could not bind a listener: {socketError.Message} ({socketError.SocketErrorCode}).", ex);
+            }
+
+            throw;
         }
 
         foreach (var listener in _listeners)

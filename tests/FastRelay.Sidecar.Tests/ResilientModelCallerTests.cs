@@ -222,7 +222,8 @@ public sealed class ResilientModelCallerTests : IAsyncLifetime
     public async Task A_primary_that_times_out_before_its_first_token_hands_over_to_the_fallback()
     {
         _primary.Enqueue(FakeReply.Stream("never") with { FirstTokenDelay = TimeSpan.FromSeconds(30) });
-        var policy = Fast with { Timeout = TimeSpan.FromMilliseconds(500) };
+        // Long enough that the request surely reaches the fake server on a loaded machine (the count below).
+        var policy = Fast with { Timeout = TimeSpan.FromSeconds(3) };
 
         var (_, result) = await Collect.CallAsync(Caller(Http(_primary, "primary", policy), Scripted("fallback in time")), "q");
 

@@ -906,13 +906,13 @@ internal sealed class Shard : IDisposable
             session.SendSubscribed(FrameType.Recovered, command.RequestId, key, stream.Epoch, stream.Seq);
             int replayed = stream.Retention.ForEachAfter(command.SinceSeq, _engine.Frames, session, static (frame, s) =>
             {
-                if (s.Outbox.Enqueue(frame) == EnqueueResult.Overflow)
+                var result = s.Outbox.Enqueue(frame);
+                if (result == EnqueueResult.Overflow)
                 {
                     s.CloseAsSlowConsumer();
-                    return false;
                 }
 
-                return true;
+                return result is EnqueueResult.Queued or EnqueueResult.Dropped; // closed or over: stop copying
             });
             _replayed += replayed;
         }
@@ -1088,11 +1088,19 @@ internal sealed class Shard : IDisposable
         var key = command.Topic!;
         if (_lookup.TryGetValue(new TopicRef(key.Tenant, key.Utf8, key.Hash), out var stream)
             && stream.RemoveSubscriber(command.Session, out var info)
-            && stream.AnnouncesPresence
-            && !stream.HasOtherSessionOf(command.Session, command.Session.ClientIdUtf8))
+            && stream.AnnouncesPresence)
         {
-            // The client id leaves only with its last connection on the topic.
-            Announce(stream, command.Session, EventFlags.Leave, info);
+            // The client id leaves only with its last connection on the topic. While another remains, its info is
+            // announced again if it differs from the departing one's (the last join may have carried that one).
+            int remaining = stream.IndexOfOtherSessionOf(command.Session, command.Session.ClientIdUtf8);
+            if (remaining < 0)
+            {
+                Announce(stream, command.Session, EventFlags.Leave, info);
+            }
+            else if (!stream.Infos[remaining].AsSpan().SequenceEqual(info))
+            {
+                Announce(stream, stream.Subscribers[remaining], EventFlags.Join, stream.Infos[remaining]);
+            }
         }
 
         if (command.RequestId != 0)

@@ -92,7 +92,11 @@ internal sealed class TopicStream
     /// Linear, and only called for topics that announce presence, where each change is a broadcast to every
     /// subscriber anyway.
     /// </summary>
-    public bool HasOtherSessionOf(Session except, byte[] clientId, bool sameInfo = false, byte[]? info = null)
+    public bool HasOtherSessionOf(Session except, byte[] clientId, bool sameInfo = false, byte[]? info = null) =>
+        IndexOfOtherSessionOf(except, clientId, sameInfo, info) >= 0;
+
+    /// <summary>Index (in <see cref="Subscribers"/> and <see cref="Infos"/>) of such a subscriber, or -1.</summary>
+    public int IndexOfOtherSessionOf(Session except, byte[] clientId, bool sameInfo = false, byte[]? info = null)
     {
         for (int i = 0; i < _count; i++)
         {
@@ -101,11 +105,11 @@ internal sealed class TopicStream
                 && other.ClientIdUtf8.AsSpan().SequenceEqual(clientId)
                 && (!sameInfo || _infos[i].AsSpan().SequenceEqual(info)))
             {
-                return true;
+                return i;
             }
         }
 
-        return false;
+        return -1;
     }
 
     public bool AddSubscriber(Session session, byte[]? info = null)

@@ -88,8 +88,11 @@ public sealed class Outbox
 
         if (Volatile.Read(ref _count) >= _limits.MaxFrames)
         {
+            // Read before the release: a frame whose only holder is this call (a replayed one) goes back to the
+            // pool and may be rented and rewritten by another thread at once.
+            bool droppable = frame.IsEvent && (frame.Flags & EventFlags.Droppable) != 0;
             frame.Release();
-            if (frame.IsEvent && (frame.Flags & EventFlags.Droppable) != 0)
+            if (droppable)
             {
                 Interlocked.Increment(ref _dropped);
                 return EnqueueResult.Dropped;

@@ -201,6 +201,13 @@ public sealed class Session
             return false;
         }
 
+        if (Volatile.Read(ref _close) is not null)
+        {
+            // A close (from any thread) set its reason before its state: it won, the session does not open.
+            Interlocked.Exchange(ref _state, (int)SessionState.Closed);
+            return false;
+        }
+
         _helloCompleted = true;
 
         var welcome = new Envelope(FrameType.Welcome)
@@ -971,6 +978,26 @@ public sealed class Session
 
     /// <summary>Keepalive: a PING the client must answer (any inbound frame counts as activity).</summary>
     public void SendPing() => SendControl(new Envelope(FrameType.Ping));
+
+    /// <summary>
+    /// The handshake deadline passed: closes the session only if it is still waiting for HELLO, in one step, so a HELLO
+    /// accepted at the same moment keeps its session (a check and then a close could close one that just opened).
+    /// </summary>
+    public bool TryExpireHandshake(string reason)
+    {
+        if (Interlocked.CompareExchange(ref _state, (int)SessionState.Closed, (int)SessionState.AwaitingHello) != (int)SessionState.AwaitingHello)
+        {
+            return false; // HELLO was accepted (its own CAS fails from now on), or the session is closed already
+        }
+
+        if (Interlocked.CompareExchange(ref _close, new SessionClose(SessionCloseKind.PolicyViolation, reason), null) is null)
+        {
+            Outbox.Complete();
+            _closing?.Invoke(_closingState);
+        }
+
+        return true;
+    }
 
     internal void CloseAsSlowConsumer()
     {

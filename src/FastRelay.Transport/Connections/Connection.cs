@@ -234,6 +234,8 @@ internal abstract class Connection : IOutboxWriter, IThreadPoolWorkItem, IReadin
     /// </summary>
     private async Task RunAsync()
     {
+        // Off the accept loop at once: the first pass (upgrade, HELLO, authentication) must not delay later accepts.
+        await Task.Yield();
         bool draining = false;
         bool mayHaveMore = false;
         try

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 
 namespace FastRelay.Transport.Epoll;
@@ -35,9 +36,18 @@ internal sealed class EpollEngine : IDisposable
     /// <summary>Registers a socket on the next loop (round robin) and returns the loop, which must unregister it.</summary>
     public EpollLoop Register(IReadinessTarget target, int fd)
     {
-        var loop = _loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)_loops.Length)];
-        loop.Register(target, fd);
-        return loop;
+        int start = Interlocked.Increment(ref _next);
+        for (int i = 0; i < _loops.Length; i++)
+        {
+            var loop = _loops[(int)((uint)(start + i) % (uint)_loops.Length)];
+            if (!loop.Faulted)
+            {
+                loop.Register(target, fd);
+                return loop;
+            }
+        }
+
+        throw new SocketException((int)SocketError.OperationAborted); // every I/O thread has failed
     }
 
     /// <summary>Stops and joins every I/O thread.</summary>

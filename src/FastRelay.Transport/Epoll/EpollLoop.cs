@@ -28,6 +28,7 @@ internal sealed unsafe class EpollLoop : IDisposable
     private int _used;
     private int _registered;
     private volatile bool _stopping;
+    private volatile bool _faulted;
     private int _disposed;
 
     public EpollLoop(int index, ILogger logger)
@@ -56,6 +57,9 @@ internal sealed unsafe class EpollLoop : IDisposable
         _thread.UnsafeStart();
     }
 
+    /// <summary>The thread stopped on an error: its sockets were woken to end, and it takes no more.</summary>
+    public bool Faulted => _faulted;
+
     /// <summary>Sockets registered now (tests: slots must not leak).</summary>
     public int RegisteredCount => Volatile.Read(ref _registered);
 
@@ -66,6 +70,11 @@ internal sealed unsafe class EpollLoop : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            if (_faulted)
+            {
+                throw new SocketException((int)SocketError.OperationAborted);
+            }
+
             int slot;
             if (_freeCount > 0)
             {
@@ -158,7 +167,8 @@ internal sealed unsafe class EpollLoop : IDisposable
                         continue;
                     }
 
-                    _logger.LogError("epoll_wait failed with errno {Errno}; the I/O thread stops", errno);
+                    _logger.LogError("epoll_wait failed with errno {Errno}; the I/O thread stops and its connections end", errno);
+                    Fault();
                     return;
                 }
 
@@ -176,6 +186,32 @@ internal sealed unsafe class EpollLoop : IDisposable
         finally
         {
             NativeMemory.Free(events);
+        }
+    }
+
+    /// <summary>
+    /// The thread cannot wait any more (a program error: EBADF, EINVAL, EFAULT): no edge would reach its connections
+    /// again, so each is woken with an error and ends (its receive finds out), and new sockets go to other loops.
+    /// </summary>
+    private void Fault()
+    {
+        IReadinessTarget?[] targets;
+        lock (_lock)
+        {
+            _faulted = true;
+            targets = (IReadinessTarget?[])_slots.Clone();
+        }
+
+        foreach (var target in targets)
+        {
+            try
+            {
+                target?.OnReadable(EpollNative.EPOLLERR);
+            }
+            catch (Exception ex)
+            {
+                _logger.LogError(ex, "Readiness callback failed");
+            }
         }
     }
 

@@ -21,12 +21,13 @@ internal static unsafe partial class EpollNative
     public const int EINTR = 4;
 
     /// <summary>
-    /// <c>struct epoll_event</c> is packed on x86-64 (12 bytes, data at offset 4) and naturally aligned elsewhere
+    /// <c>struct epoll_event</c> is packed on x86-64 (12 bytes, data at offset 4; 32-bit x86 aligns a u64 to 4, the
+    /// same layout) and naturally aligned elsewhere
     /// (16 bytes, data at offset 8).
     /// </summary>
-    public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+    public static readonly int EventSize = RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86 ? 12 : 16;
 
-    public static readonly int DataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
+    public static readonly int DataOffset = RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86 ? 4 : 8;
 
     [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
     public static partial int EpollCreate1(int flags);

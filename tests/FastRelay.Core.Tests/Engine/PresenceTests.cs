@@ -121,6 +121,19 @@ public sealed class PresenceTests : IDisposable
         await Join(second, "rooms.desk", "frank@phone");
         var again = await observer.ReceiveAsync();
         Assert.Equal(("frank", EventFlags.Join, "frank@phone"), (again.ClientId, again.Flags, Encoding.UTF8.GetString(again.Payload)));
+
+        // The phone leaves, the laptop stays: no leave, and the info observers hold is the laptop's again.
+        second.Send(new Envelope(FrameType.Unsub).WithRequestId(9).WithTopic("rooms.desk"));
+        Received reply;
+        do
+        {
+            reply = await second.ReceiveAsync(); // after the presence it saw while subscribed
+        }
+        while (reply.Type == FrameType.Presence);
+
+        Assert.Equal(FrameType.Ack, reply.Type);
+        var back = await observer.ReceiveAsync();
+        Assert.Equal(("frank", EventFlags.Join, "frank@laptop"), (back.ClientId, back.Flags, Encoding.UTF8.GetString(back.Payload)));
     }
 
     [Fact]
