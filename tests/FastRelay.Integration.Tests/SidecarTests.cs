@@ -538,8 +538,9 @@ public sealed class SidecarTests(ITestOutputHelper output)
     [Fact]
     public async Task A_job_longer_than_the_relays_group_lease_stays_with_its_worker_by_reporting_progress()
     {
-        // The relay would hand an unacknowledged job to another member after 1 s; the model takes ~3 s.
-        await using var relay = TestRelay.Start(o => o.Groups.Lease = TimeSpan.FromSeconds(1));
+        // The relay would hand an unacknowledged job to another member after 1.5 s; the model takes ~2.5 s. The sidecar
+        // reports progress every 200 ms (a third of its 600 ms job lease), which leaves room for a loaded machine.
+        await using var relay = TestRelay.Start(o => o.Groups.Lease = TimeSpan.FromMilliseconds(1500));
         const string Config = """
             {
               "jobs": { "leaseMs": 600, "drainTimeoutMs": 500 },

@@ -229,6 +229,9 @@ internal sealed class JobProcessor
 
         try
         {
+            // The job's lease keeper has stopped: one more progress report gives the relay's lease on these deliveries
+            // a full term for the last steps (publish, record, acknowledge), however long the job itself ran.
+            await ExtendAllAsync(run).ConfigureAwait(false);
             string? next = _agent.Spec.Emits.Topic;
             bool forward = next is not null && !result.Degraded;
             if (forward)
