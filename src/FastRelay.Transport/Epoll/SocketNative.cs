@@ -31,44 +31,14 @@ internal static unsafe partial class SocketNative
     private static partial nint SendNative(int fd, byte* buffer, nuint length, int flags);
 
     /// <summary>Bytes received (0: the peer closed); <see cref="SocketError.WouldBlock"/> when nothing is there.</summary>
-    public static int Receive(SafeSocketHandle handle, Span<byte> buffer, out SocketError error)
-    {
-        bool referenced = false;
-        try
-        {
-            handle.DangerousAddRef(ref referenced);
-            int fd = (int)handle.DangerousGetHandle();
-            fixed (byte* p = buffer)
-            {
-                while (true)
-                {
-                    nint n = Recv(fd, p, (nuint)buffer.Length, MSG_DONTWAIT);
-                    if (n >= 0)
-                    {
-                        error = SocketError.Success;
-                        return (int)n;
-                    }
-
-                    int errno = Marshal.GetLastPInvokeError();
-                    if (errno != EINTR)
-                    {
-                        error = ToSocketError(errno);
-                        return 0;
-                    }
-                }
-            }
-        }
-        finally
-        {
-            if (referenced)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
+    public static int Receive(SafeSocketHandle handle, Span<byte> buffer, out SocketError error) =>
+        Transfer(handle, buffer, send: false, out error);
 
     /// <summary>Bytes the kernel took (0 with <see cref="SocketError.WouldBlock"/> when the socket buffer is full).</summary>
-    public static int Send(SafeSocketHandle handle, ReadOnlySpan<byte> buffer, out SocketError error)
+    public static int Send(SafeSocketHandle handle, ReadOnlySpan<byte> buffer, out SocketError error) =>
+        Transfer(handle, MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(buffer), buffer.Length), send: true, out error); // only read
+
+    private static int Transfer(SafeSocketHandle handle, Span<byte> buffer, bool send, out SocketError error)
     {
         bool referenced = false;
         try
@@ -79,7 +49,9 @@ internal static unsafe partial class SocketNative
             {
                 while (true)
                 {
-                    nint n = SendNative(fd, p, (nuint)buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL);
+                    nint n = send
+                        ? SendNative(fd, p, (nuint)buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL)
+                        : Recv(fd, p, (nuint)buffer.Length, MSG_DONTWAIT);
                     if (n >= 0)
                     {
                         error = SocketError.Success;

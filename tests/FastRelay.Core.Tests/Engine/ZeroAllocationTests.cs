@@ -54,21 +54,7 @@ public sealed class ZeroAllocationTests
 
                 foreach (var s in subs)
                 {
-                    int got = 0;
-                    var spin = new SpinWait();
-                    while (got < batch)
-                    {
-                        if (s.Outbox.TryDequeue(out var frame))
-                        {
-                            frame.Release();
-                            got++;
-                            spin = default;
-                        }
-                        else
-                        {
-                            spin.SpinOnce(sleep1Threshold: -1);
-                        }
-                    }
+                    int got = DrainFrames(s, batch);
 
                     delivered += got;
                 }
@@ -143,21 +129,7 @@ public sealed class ZeroAllocationTests
                     Assert.True(publisher.Session.OnEnvelope(encoded.WrittenMemory));
                 }
 
-                int got = 0;
-                var spin = new SpinWait();
-                while (got < topics)
-                {
-                    if (subscriber.Session.Outbox.TryDequeue(out var frame))
-                    {
-                        frame.Release();
-                        got++;
-                        spin = default;
-                    }
-                    else
-                    {
-                        spin.SpinOnce(sleep1Threshold: -1);
-                    }
-                }
+                int got = DrainFrames(subscriber.Session, topics);
 
                 delivered += got;
             }
@@ -226,21 +198,7 @@ public sealed class ZeroAllocationTests
                     Assert.True(publisher.Session.OnEnvelope(encoded.WrittenMemory));
                 }
 
-                int got = 0;
-                var spin = new SpinWait();
-                while (got < batch)
-                {
-                    if (worker.Session.Outbox.TryDequeue(out var frame))
-                    {
-                        frame.Release();
-                        got++;
-                        spin = default;
-                    }
-                    else
-                    {
-                        spin.SpinOnce(sleep1Threshold: -1);
-                    }
-                }
+                int got = DrainFrames(worker.Session, batch);
 
                 await engine.QuiesceAsync();
             }
@@ -342,5 +300,27 @@ public sealed class ZeroAllocationTests
         long before = await engine.GetShardAllocatedBytesAsync();
         await runBatches(50);
         return await engine.GetShardAllocatedBytesAsync() - before;
+    }
+
+    /// <summary>Takes exactly <paramref name="count"/> frames from the session's outbox (spinning while they are on the way).</summary>
+    private static int DrainFrames(Session session, int count)
+    {
+        int got = 0;
+        var spin = new SpinWait();
+        while (got < count)
+        {
+            if (session.Outbox.TryDequeue(out var frame))
+            {
+                frame.Release();
+                got++;
+                spin = default;
+            }
+            else
+            {
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+
+        return got;
     }
 }
