@@ -70,6 +70,10 @@ public sealed class Session
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
     private volatile bool _draining;
+    private int _drainRequested;
+    private int _welcomed;
+    private int _drainSent;
+    private string? _drainNode;
     private uint _drainRetryAfterMs;
     private bool _helloCompleted;
     private bool _countedInTenant;
@@ -221,6 +225,12 @@ public sealed class Session
         }
 
         SendControl(welcome);
+        Interlocked.Exchange(ref _welcomed, 1); // full fence: ordered before the read of _drainRequested below
+        if (Volatile.Read(ref _drainRequested) != 0)
+        {
+            SendDrainOnce(); // the node started draining during the handshake
+        }
+
         _engine.OnSessionOpened(this);
         return true;
     }
@@ -966,11 +976,28 @@ public sealed class Session
     public void Drain(uint reconnectAfterMs, string? node)
     {
         _drainRetryAfterMs = reconnectAfterMs;
+        _drainNode = node;
         _draining = true;
-        var drain = new Envelope(FrameType.Drain).WithRetryAfterMs(reconnectAfterMs);
-        if (!string.IsNullOrEmpty(node))
+        Interlocked.Exchange(ref _drainRequested, 1); // full fence: ordered before the read of _welcomed below
+        // Only after the WELCOME: before it the client does not speak the protocol yet (a WebSocket may not even
+        // have its 101). A session still in its handshake gets the DRAIN right after its WELCOME (OnHello).
+        if (Volatile.Read(ref _welcomed) != 0)
         {
-            drain = drain.WithNode(node);
+            SendDrainOnce();
+        }
+    }
+
+    private void SendDrainOnce()
+    {
+        if (Interlocked.Exchange(ref _drainSent, 1) != 0)
+        {
+            return;
+        }
+
+        var drain = new Envelope(FrameType.Drain).WithRetryAfterMs(_drainRetryAfterMs);
+        if (!string.IsNullOrEmpty(_drainNode))
+        {
+            drain = drain.WithNode(_drainNode);
         }
 
         SendControl(in drain);

@@ -145,6 +145,28 @@ public sealed class EngineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_drain_during_the_handshake_sends_nothing_before_the_WELCOME_and_the_DRAIN_right_after_it()
+    {
+        var early = new InProcessClient(_engine);
+        early.Session.Drain(250, "node-b"); // accepted, no HELLO yet (a WebSocket may not even have its 101)
+        Assert.False(early.Session.Outbox.TryDequeue(out _), "a frame was queued before the handshake");
+
+        var welcome = await early.HelloAsync();
+        Assert.Equal(FrameType.Welcome, welcome.Type);
+        var drain = await early.ReceiveAsync();
+        Assert.Equal((FrameType.Drain, 250u), (drain.Type, drain.RetryAfterMs));
+
+        // An open session gets exactly one DRAIN, however often the node asks.
+        var open = new InProcessClient(_engine);
+        await open.HelloAsync();
+        open.Session.Drain(100, null);
+        open.Session.Drain(100, null);
+        Assert.Equal(FrameType.Drain, (await open.ReceiveAsync()).Type);
+        open.Send(new Envelope(FrameType.Ping).WithRequestId(3));
+        Assert.Equal(FrameType.Pong, (await open.ReceiveAsync()).Type);
+    }
+
+    [Fact]
     public async Task Many_publishers_on_many_topics_keep_per_topic_order_and_per_publisher_fifo()
     {
         const int topics = 16;
