@@ -69,8 +69,7 @@ public sealed class Session
 
     private byte[] _clientIdUtf8 = [];
     private TokenBucket _publishBucket;
-    private volatile bool _draining;
-    private int _drainRequested;
+    private int _drainRequested; // set once by Drain: PUB/SUB get 503 from then on
     private int _welcomed;
     private int _drainSent;
     private string? _drainNode;
@@ -111,7 +110,7 @@ public sealed class Session
             return OnHello(in envelope);
         }
 
-        if (_draining && envelope.Type is FrameType.Pub or FrameType.Sub)
+        if (Volatile.Read(ref _drainRequested) != 0 && envelope.Type is FrameType.Pub or FrameType.Sub)
         {
             // Not accepted: safe to retry elsewhere (same message_id). The hint repeats the DRAIN's delay for
             // clients that missed the DRAIN frame.
@@ -977,7 +976,6 @@ public sealed class Session
     {
         _drainRetryAfterMs = reconnectAfterMs;
         _drainNode = node;
-        _draining = true;
         Interlocked.Exchange(ref _drainRequested, 1); // full fence: ordered before the read of _welcomed below
         // Only after the WELCOME: before it the client does not speak the protocol yet (a WebSocket may not even
         // have its 101). A session still in its handshake gets the DRAIN right after its WELCOME (OnHello).
